@@ -1,0 +1,39 @@
+# `make run` trains the tutorial model; `make test` runs every test; `make lab` opens the notebooks.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# PyTorch is pinned to the release this project is tested with.
+TORCH := torch==2.14.1 torchvision==0.29.1
+RUN_ARGS ?= --subset 1500
+SANITIZE := notebooks/sanitize.cfg
+
+.PHONY: run test test-unit test-notebooks lab lint setup clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m nodeutils train $(RUN_ARGS)
+
+test: test-unit test-notebooks
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/
+
+test-notebooks: $(STAMP)
+	$(BIN)/python -m pytest -q --nbval --nbval-current-env --nbval-sanitize-with $(SANITIZE) notebooks/
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

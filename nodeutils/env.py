@@ -1,0 +1,75 @@
+"""Devices and the environment report shown at the end of every notebook."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from importlib import metadata
+
+import torch
+
+from .errors import InputError
+
+__all__ = ["pick_device", "versioninfo", "cpu_name"]
+
+_PACKAGES = ("torch", "torchdiffeq", "torchvision", "numpy", "matplotlib", "ipywidgets", "nodeutils")
+
+
+def pick_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; ``"cpu"``/``"cuda"``/``"cuda:1"`` as given."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not isinstance(device, str) or not (device == "cpu" or device.startswith("cuda")):
+        raise InputError(f"unknown device {device!r}: use 'cpu', 'cuda' or 'auto'")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} was requested but no CUDA GPU is available: use 'cpu' or 'auto'")
+    return torch.device(device)
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo where available, else platform.processor()."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def versioninfo(file=None) -> str:
+    """Print (and return) versions, CPU and threads, and CUDA details when a GPU is present."""
+    lines = [
+        f"Python {sys.version.split()[0]} ({platform.python_implementation()})",
+        f"Platform: {platform.system()} {platform.machine()}",
+        f"CPU: {os.cpu_count()} x {cpu_name()}",
+        f"Torch threads: {torch.get_num_threads()}",
+        "Packages:",
+        *[f"  {name}: {_version(name)}" for name in _PACKAGES],
+    ]
+    if torch.cuda.is_available():
+        lines.append(f"CUDA runtime {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}")
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            free, total = torch.cuda.mem_get_info(i)
+            lines.append(f"  {i}: {props.name} (sm_{props.major}{props.minor}, "
+                         f"{free / 2**30:.3f} GiB / {total / 2**30:.3f} GiB available)")
+        driver = getattr(torch.cuda, "driver_version", None)
+        if callable(driver):
+            lines.append(f"CUDA driver {driver()}")
+    else:
+        lines.append("CUDA: no GPU found")
+    text = "\n".join(lines)
+    print(text, file=file)
+    return text

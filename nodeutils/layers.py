@@ -1,0 +1,238 @@
+"""Neural ODE layers in three styles, mirroring the tutorial's three Lux definitions.
+
+``NeuralODE`` (class-based)
+    An ``nn.Module`` that owns the inner network, like Lux's wrapper layer: its parameters *are*
+    the inner network's. The state is flattened to a vector for the solver and reshaped for the
+    network, as in the tutorial.
+``compact`` + ``NeuralODECompact`` (function-defined)
+    Lux's ``@compact`` writes a layer as a function of ``(x, p)`` whose submodules are declared inline.
+    Python has no macros, so :func:`compact` takes the function and the submodules as keyword
+    arguments and returns a ready ``nn.Module``. Differences from Lux: submodules are registered
+    eagerly (there is no separate ``setup``), values that are not modules become plain attributes
+    (not part of the state), and the function receives the layer itself rather than ``p``.
+``StatefulNeuralODE`` (explicit parameters and state)
+    Lux layers are pure: ``layer(x, ps, st) -> (y, st')``. ``StatefulLuxLayer`` bundles ``ps`` and
+    ``st`` so a closure can call ``model(u, p)`` while the state is updated in place, without boxing.
+    PyTorch's counterpart is :class:`StatefulModel`: explicit parameter and buffer dictionaries
+    applied with ``torch.func.functional_call``, with updated buffers written back to ``.state``.
+    In PyTorch the module normally holds both; here they are passed in, as in Lux.
+
+All three compute the same function for the same weights (tested).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from .errors import InputError
+from .sensitivity import SensitivityAlgorithm, SolveStats, make_sensealg, odeint
+from .solvers import check_method, check_time_span, check_tolerances
+
+__all__ = [
+    "NeuralODE",
+    "NeuralODECompact",
+    "StatefulNeuralODE",
+    "StatefulModel",
+    "CompactLayer",
+    "compact",
+    "last_state",
+    "LastState",
+    "LAYERS",
+    "make_ode_layer",
+]
+
+
+def last_state(solution: torch.Tensor) -> torch.Tensor:
+    """Keep the final saved state of a solution shaped (time, batch, ...) (``diffeqsol_to_array``)."""
+    return solution[-1]
+
+
+class LastState(nn.Module):
+    """:func:`last_state` as a layer, for use inside ``nn.Sequential``."""
+
+    def forward(self, solution: torch.Tensor) -> torch.Tensor:
+        return last_state(solution)
+
+
+class _ODEConfig:
+    """Solver settings shared by the three layer styles."""
+
+    def _configure(self, solver: str, tspan: Sequence[float], sensealg: SensitivityAlgorithm | str | None,
+                   rtol: float, atol: float, flat_params: bool, options: dict | None) -> None:
+        check_method(solver)
+        check_tolerances(rtol, atol)
+        self.solver = solver
+        self.tspan = tuple(float(x) for x in check_time_span(torch.as_tensor(tspan, dtype=torch.float64)))
+        self.sensealg = make_sensealg(sensealg)
+        check_method(solver, need_dense=self.sensealg.uses_dense_output)
+        self.rtol, self.atol = float(rtol), float(atol)
+        self.flat_params = bool(flat_params)
+        self.options = dict(options or {})
+        self.stats = SolveStats()  # counts of the latest call (and of its backward pass)
+
+    def _solve(self, rhs: Callable, y0: torch.Tensor, params: Any) -> torch.Tensor:
+        self.stats = SolveStats()
+        t = torch.tensor(self.tspan, dtype=torch.float64, device=y0.device)
+        return odeint(rhs, y0, t, method=self.solver, rtol=self.rtol, atol=self.atol, sensealg=self.sensealg,
+                      options=self.options, params=params, stats=self.stats)
+
+    def _ode_params(self, model: nn.Module) -> tuple[Any, Callable[[Any], dict[str, torch.Tensor]]]:
+        """Parameters handed to the solver, and how to turn them back into a name -> tensor dict.
+
+        ``flat_params=True`` passes one flat vector (like a ComponentArray); otherwise a dict of the
+        parameters in their own shapes (like a NamedTuple).
+        """
+        named = {n: p for n, p in model.named_parameters() if p.requires_grad}
+        if not self.flat_params:
+            return named, lambda p: p
+        names, shapes = list(named), [p.shape for p in named.values()]
+        sizes = [p.numel() for p in named.values()]
+        flat = torch.cat([p.reshape(-1) for p in named.values()]) if named else torch.zeros(0)
+
+        def unflatten(vector: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {n: v.view(s) for n, v, s in zip(names, torch.split(vector, sizes), shapes)}
+
+        return flat, unflatten
+
+
+class NeuralODE(_ODEConfig, nn.Module):
+    """Class-based Neural ODE layer: solve du/dt = model(u) over ``tspan`` from u(t0) = x.
+
+    Returns the states at the two ends of ``tspan`` stacked along a new first dimension; use
+    :func:`last_state` to keep the final one. ``sensealg`` chooses how gradients are computed.
+    """
+
+    def __init__(self, model: nn.Module, solver: str = "tsit5", tspan: Sequence[float] = (0.0, 1.0), *,
+                 sensealg: SensitivityAlgorithm | str | None = None, rtol: float = 1e-3, atol: float = 1e-3,
+                 flat_params: bool = False, options: dict | None = None) -> None:
+        nn.Module.__init__(self)
+        self.model = model
+        self._configure(solver, tspan, sensealg, rtol, atol, flat_params, options)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        params, as_dict = self._ode_params(self.model)
+
+        def dudt(t: torch.Tensor, u: torch.Tensor, p: Any) -> torch.Tensor:
+            return functional_call(self.model, as_dict(p), (u.view(x.shape),)).reshape(-1)
+
+        solution = self._solve(dudt, x.reshape(-1), params)
+        return solution.view(len(self.tspan), *x.shape)
+
+    def extra_repr(self) -> str:
+        return f"solver={self.solver!r}, tspan={self.tspan}, rtol={self.rtol:g}, atol={self.atol:g}, " \
+               f"sensealg={self.sensealg!r}"
+
+
+class CompactLayer(nn.Module):
+    """A layer made by :func:`compact`: ``forward(x)`` calls ``fn(self, x)``."""
+
+    def __init__(self, fn: Callable[..., Any], values: dict[str, Any]) -> None:
+        super().__init__()
+        self._fn = fn
+        for name, value in values.items():
+            setattr(self, name, value)  # modules are registered as submodules, the rest stay attributes
+
+    def forward(self, x: torch.Tensor) -> Any:
+        return self._fn(self, x)
+
+    def extra_repr(self) -> str:
+        return f"fn={getattr(self._fn, '__qualname__', self._fn)!r}"
+
+
+def compact(fn: Callable[..., Any], **values: Any) -> CompactLayer:
+    """Make a layer from a function ``fn(layer, x)`` and its named submodules/settings.
+
+    The PyTorch stand-in for Lux's ``@compact(; model, ...) do x, p ... end``. Inside ``fn``, the
+    submodules and settings are attributes of ``layer`` (``layer.model``, ``layer.tspan`` ...).
+    """
+    if not callable(fn):
+        raise InputError(f"compact() needs a function fn(layer, x); got {type(fn).__name__}")
+    return CompactLayer(fn, values)
+
+
+def NeuralODECompact(model: nn.Module, solver: str = "tsit5", tspan: Sequence[float] = (0.0, 1.0), *,
+                     sensealg: SensitivityAlgorithm | str | None = None, rtol: float = 1e-3, atol: float = 1e-3,
+                     flat_params: bool = False, options: dict | None = None) -> CompactLayer:
+    """The Neural ODE written as a compact, function-defined layer (same maths as :class:`NeuralODE`)."""
+    config = _ODEConfig()
+    config._configure(solver, tspan, sensealg, rtol, atol, flat_params, options)
+
+    def neural_ode(layer: CompactLayer, x: torch.Tensor) -> torch.Tensor:
+        params, as_dict = layer.config._ode_params(layer.model)
+
+        def dudt(t: torch.Tensor, u: torch.Tensor, p: Any) -> torch.Tensor:
+            # p holds the parameters of layer.model, the counterpart of Lux's `p.model`
+            return functional_call(layer.model, as_dict(p), (u.view(x.shape),)).reshape(-1)
+
+        solution = layer.config._solve(dudt, x.reshape(-1), params)
+        layer.stats = layer.config.stats
+        return solution.view(len(layer.config.tspan), *x.shape)
+
+    return compact(neural_ode, model=model, config=config, stats=config.stats)
+
+
+class StatefulModel:
+    """A model with explicit parameters and state, callable as ``model(x, params)``.
+
+    The counterpart of Lux's ``StatefulLuxLayer``: holds ``params`` (a name -> tensor dict) and
+    ``state`` (buffers, e.g. running statistics or counters), applies the network with
+    ``torch.func.functional_call``, and keeps any buffer the call updated in ``self.state``.
+    """
+
+    def __init__(self, model: nn.Module, params: dict[str, torch.Tensor] | None = None,
+                 state: dict[str, torch.Tensor] | None = None) -> None:
+        self.model = model
+        self.params = dict(model.named_parameters()) if params is None else dict(params)
+        self.state = {n: b.clone() for n, b in model.named_buffers()} if state is None else dict(state)
+
+    def __call__(self, x: torch.Tensor, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        state = {n: b.clone() for n, b in self.state.items()}
+        out = functional_call(self.model, {**(self.params if params is None else params), **state}, (x,))
+        self.state = state  # buffers updated in place during the call (e.g. BatchNorm's running mean)
+        return out
+
+
+class StatefulNeuralODE(NeuralODE):
+    """Neural ODE whose right-hand side is a :class:`StatefulModel` (explicit parameters and state).
+
+    After each call, ``self.state`` holds the inner network's buffers as updated by every
+    right-hand-side evaluation of the solve (Lux returns them as ``st``). The state is a snapshot
+    kept by the layer: it is not copied back into the module's own buffers.
+    """
+
+    def __init__(self, model: nn.Module, solver: str = "tsit5", tspan: Sequence[float] = (0.0, 1.0), *,
+                 sensealg: SensitivityAlgorithm | str | None = None, rtol: float = 1e-3, atol: float = 1e-3,
+                 flat_params: bool = False, options: dict | None = None) -> None:
+        super().__init__(model, solver, tspan, sensealg=sensealg, rtol=rtol, atol=atol, flat_params=flat_params,
+                         options=options)
+        self.state = {n: b.clone() for n, b in model.named_buffers()}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        params, as_dict = self._ode_params(self.model)
+        stateful = StatefulModel(self.model, state=self.state)
+
+        def dudt(t: torch.Tensor, u: torch.Tensor, p: Any) -> torch.Tensor:
+            return stateful(u.view(x.shape), as_dict(p)).reshape(-1)
+
+        solution = self._solve(dudt, x.reshape(-1), params)
+        self.state = stateful.state
+        return solution.view(len(self.tspan), *x.shape)
+
+
+LAYERS: dict[str, Callable[..., nn.Module]] = {
+    "class": NeuralODE,
+    "compact": NeuralODECompact,
+    "stateful": StatefulNeuralODE,
+}
+
+
+def make_ode_layer(layer: str, model: nn.Module, **kwargs: Any) -> nn.Module:
+    """Build one of the three layer styles by name: ``"class"``, ``"compact"`` or ``"stateful"``."""
+    if layer not in LAYERS:
+        raise InputError(f"unknown layer {layer!r}: choose one of {', '.join(LAYERS)}")
+    return LAYERS[layer](model, **kwargs)

@@ -1,0 +1,368 @@
+"""ODE solvers: Tsitouras' 5(4) method for torchdiffeq, input checks, and solves with dense output.
+
+torchdiffeq already has the adaptive Runge-Kutta loop (step-size control, FSAL, interpolation). A new
+explicit method is therefore just data: its Butcher tableau, its error weights, and the weights that
+give the solution at the middle of a step (used for torchdiffeq's 4th-order dense interpolation).
+:class:`Tsit5Solver` is exactly that, registered under ``method="tsit5"``.
+
+:func:`integrate` is the one place where nodeutils runs a solver. It checks the inputs, counts
+function evaluations, turns torchdiffeq's bare assertions into errors that say what to do, and can
+record the dense solution (every accepted step and its interpolating polynomial), which the
+interpolating and Gauss adjoints of :mod:`nodeutils.sensitivity` need.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import math
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torchdiffeq._impl.misc import _check_inputs
+from torchdiffeq._impl.odeint import SOLVERS
+from torchdiffeq._impl.rk_common import RKAdaptiveStepsizeODESolver, _ButcherTableau
+
+from .errors import InputError, NonFiniteStateError, StepLimitError, StepSizeUnderflowError
+
+__all__ = [
+    "TSIT5_TABLEAU",
+    "Tsit5Solver",
+    "DenseSolution",
+    "SolveCounter",
+    "integrate",
+    "check_time_span",
+    "check_tolerances",
+    "check_method",
+    "available_methods",
+    "DEFAULT_MAX_NUM_STEPS",
+]
+
+#: Step limit per output interval unless ``options={"max_num_steps": ...}`` says otherwise.
+DEFAULT_MAX_NUM_STEPS = 10_000
+
+# --------------------------------------------------------------------------------------------
+# Tsit5: Ch. Tsitouras, "Runge-Kutta pairs of order 5(4) satisfying only the first column
+# simplifying assumption", Computers & Mathematics with Applications 62 (2011) 770-775.
+# --------------------------------------------------------------------------------------------
+_C = [0.161, 0.327, 0.9, 0.9800255409045097, 1.0, 1.0]
+_A = [
+    [0.161],
+    [-0.008480655492356989, 0.335480655492357],
+    [2.897153057105493, -6.359448489975075, 4.3622954328695815],
+    [5.325864828439257, -11.748883564062828, 7.4955393428898365, -0.09249506636175525],
+    [5.86145544294642, -12.92096931784711, 8.159367898576159, -0.071584973281401, -0.028269050394068383],
+    # Last row = 5th-order weights b (first same as last: stage 7 is f at the new point).
+    [0.09646076681806523, 0.01, 0.4798896504144996, 1.379008574103742, -3.290069515436081, 2.324710524099774],
+]
+# b - b_hat: the embedded 4th-order solution's difference, used as the local error estimate.
+_B_ERROR = [
+    -0.00178001105222577714,
+    -0.0008164344596567469,
+    0.007880878010261995,
+    -0.1447110071732629,
+    0.5823571654525552,
+    -0.45808210592918697,
+    0.015151515151515152,
+]
+
+
+def tsit5_dense_weights(theta: float) -> list[float]:
+    """Tsitouras' continuous-extension weights b_i(theta) for the 7 stages, 0 <= theta <= 1."""
+    t = theta
+    return [
+        -1.0530884977290216 * t * (t - 1.3299890189751412) * (t * t - 1.4364028541716351 * t + 0.7139816917074209),
+        0.1017 * t * t * (t * t - 2.1966568338249754 * t + 1.2949852507374631),
+        2.490627285651252793 * t * t * (t * t - 2.38535645472061657 * t + 1.57803468208092486),
+        -16.54810288924490272 * (t - 1.21712927295533244) * (t - 0.61620406037800089) * t * t,
+        47.37952196281928122 * (t - 1.203071208372362603) * (t - 0.658047292653547382) * t * t,
+        -34.87065786149660974 * (t - 1.2) * (t - 0.666666666666666667) * t * t,
+        2.5 * (t - 1) * (t - 0.6) * t * t,
+    ]
+
+
+def _f64(values: Sequence[float]) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.float64)
+
+
+TSIT5_TABLEAU = _ButcherTableau(
+    alpha=_f64(_C),
+    beta=[_f64(row) for row in _A],
+    c_sol=_f64(_A[-1] + [0.0]),
+    c_error=_f64(_B_ERROR),
+)
+TSIT5_C_MID = _f64(tsit5_dense_weights(0.5))
+
+
+class Tsit5Solver(RKAdaptiveStepsizeODESolver):
+    """Tsitouras 5(4): the default explicit solver of DifferentialEquations.jl, for torchdiffeq.
+
+    Seven stages (the last reused as the first of the next step), a 5th-order solution and an
+    embedded 4th-order error estimate. Often needs fewer steps than dopri5 at the same tolerance.
+    """
+
+    order = 5
+    tableau = TSIT5_TABLEAU
+    mid = TSIT5_C_MID
+
+
+SOLVERS.setdefault("tsit5", Tsit5Solver)
+
+
+def available_methods() -> list[str]:
+    """Names accepted as ``method=`` / ``solver=``."""
+    return sorted(name for name in SOLVERS if name != "scipy_solver")
+
+
+def adaptive_methods() -> list[str]:
+    """Methods with step-size control and dense output (required by the continuous adjoints)."""
+    return sorted(
+        n for n, cls in SOLVERS.items() if isinstance(cls, type) and issubclass(cls, RKAdaptiveStepsizeODESolver)
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Input checks
+# --------------------------------------------------------------------------------------------
+def check_method(method: str, *, need_dense: bool = False) -> str:
+    """Return ``method`` if it names a solver, else raise :class:`InputError` listing the choices."""
+    names = adaptive_methods() if need_dense else available_methods()
+    if not isinstance(method, str) or method not in names:
+        what = "an adaptive Runge-Kutta solver (the adjoint needs its dense output)" if need_dense else "a solver"
+        raise InputError(f"unknown solver {method!r}: expected {what}, one of {', '.join(names)}")
+    return method
+
+
+def check_time_span(t: torch.Tensor | Sequence[float]) -> torch.Tensor:
+    """Return ``t`` as a 1-D tensor after checking it is finite and strictly monotone."""
+    t = torch.as_tensor(t)
+    if not t.is_floating_point():
+        t = t.to(torch.get_default_dtype())
+    if t.ndim != 1 or t.numel() < 2:
+        raise InputError(
+            f"the time span must be a 1-D sequence of at least two times, like (0.0, 1.0); got shape {tuple(t.shape)}"
+        )
+    if not torch.isfinite(t).all():
+        raise InputError(f"the time span contains NaN or infinity: {t.tolist()}")
+    d = t[1:] - t[:-1]
+    if not ((d > 0).all() or (d < 0).all()):
+        raise InputError(
+            f"the time span must be strictly increasing (or strictly decreasing to integrate backward); "
+            f"got {t.tolist()}: sort it and remove repeated times"
+        )
+    return t
+
+
+def check_tolerances(rtol: float, atol: float) -> None:
+    """Raise :class:`InputError` unless both tolerances are positive finite numbers."""
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        v = torch.as_tensor(value, dtype=torch.float64)
+        if not torch.isfinite(v).all() or (v <= 0).any():
+            raise InputError(f"{name} must be a positive finite number such as 1e-3; got {value!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Dense output
+# --------------------------------------------------------------------------------------------
+@dataclass
+class DenseSolution:
+    """Continuous solution u(t) of one solve: each accepted step and its interpolating polynomial.
+
+    Built by :func:`integrate` with ``dense=True``. Calling it evaluates u at any time inside the
+    span (4th-order interpolation, as torchdiffeq does). Times are stored in the solver's own
+    increasing time variable ``s = sign * t`` so a backward-in-time solve works the same way.
+    """
+
+    sign: float = 1.0
+    knots: list[float] = field(default_factory=list)  # step boundaries s_0 < s_1 < ... (solver time)
+    coefficients: list[list[torch.Tensor]] = field(default_factory=list)
+
+    def add_step(self, s0: float, s1: float, coefficients: list[torch.Tensor]) -> None:
+        if not self.knots:
+            self.knots.append(s0)
+        self.knots.append(s1)
+        self.coefficients.append([c.detach() for c in coefficients])
+
+    @property
+    def num_steps(self) -> int:
+        return len(self.coefficients)
+
+    @property
+    def step_times(self) -> list[float]:
+        """Accepted step boundaries in the caller's time, in the order they were taken."""
+        return [self.sign * s for s in self.knots]
+
+    def tensors(self) -> list[torch.Tensor]:
+        """Every stored tensor (to account for the memory the solution holds)."""
+        return [c for coeffs in self.coefficients for c in coeffs]
+
+    def nbytes(self) -> int:
+        return sum(c.numel() * c.element_size() for c in self.tensors())
+
+    def __call__(self, t: float | torch.Tensor) -> torch.Tensor:
+        """u(t). Slightly outside the solved span (where an overshooting step of another solve may
+        look) the nearest step's polynomial is extrapolated."""
+        s = self.sign * float(t)
+        i = min(max(bisect.bisect_right(self.knots, s) - 1, 0), self.num_steps - 1)
+        s0, s1 = self.knots[i], self.knots[i + 1]
+        return evaluate_polynomial(self.coefficients[i], (s - s0) / (s1 - s0))
+
+
+# --------------------------------------------------------------------------------------------
+# Running a solve
+# --------------------------------------------------------------------------------------------
+@dataclass
+class SolveCounter:
+    """Counts right-hand-side evaluations and accepted steps of one or more solves."""
+
+    nfe: int = 0
+    steps: int = 0
+    rejected: int = 0
+    t_reached: float | None = None  # end of the latest accepted step
+
+
+class _CheckedRHS(torch.nn.Module):
+    """Wraps f(t, y): counts calls and stops at the first non-finite state or derivative."""
+
+    def __init__(self, func: Callable, counter: SolveCounter, phase: str) -> None:
+        super().__init__()
+        self.func = func
+        self.counter = counter
+        self.phase = phase
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        self.counter.nfe += 1
+        out = self.func(t, y)
+        if not isinstance(out, torch.Tensor) or out.shape != y.shape:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise InputError(
+                f"the right-hand side must return a tensor shaped like the state {tuple(y.shape)}; got {got}"
+            )
+        if not bool(torch.isfinite(out).all()):
+            what = "state" if not bool(torch.isfinite(y).all()) else "derivative"
+            raise NonFiniteStateError(
+                f"the {what} became NaN or infinite at t={float(t):.6g} during the {self.phase}: the dynamics "
+                "diverged. Lower the learning rate, rescale the inputs, shorten the time span, or tighten rtol/atol"
+            )
+        return out
+
+
+_STEP_LIMIT = re.compile(r"max_num_steps exceeded \((\d+)>=(\d+)\)")
+
+
+@contextlib.contextmanager
+def _friendly_solver_errors(t: torch.Tensor, rtol: float, atol: float, phase: str,
+                            counter: SolveCounter | None = None) -> Iterator[None]:
+    """Turn torchdiffeq's assertion failures into errors that say what to do."""
+    try:
+        yield
+    except AssertionError as err:
+        msg = str(err)
+        span = f"[{float(t[0]):.6g}, {float(t[-1]):.6g}]"
+        if counter is not None and counter.t_reached is not None:
+            span += f" after reaching t={counter.t_reached:.6g}"
+        if "max_num_steps" in msg:
+            m = _STEP_LIMIT.search(msg)
+            limit = m.group(2) if m else "the"
+            raise StepLimitError(
+                f"the {phase} over {span} took more than {limit} steps (rtol={rtol:g}, atol={atol:g}): the "
+                "dynamics are stiff or blowing up. Loosen rtol/atol, shorten the span, or raise the limit with "
+                "options={'max_num_steps': N}"
+            ) from None
+        if "underflow in dt" in msg:
+            raise StepSizeUnderflowError(
+                f"the {phase} over {span} shrank its step size to zero (rtol={rtol:g}, atol={atol:g}): the "
+                "solution is singular or discontinuous there. Check the dynamics, or loosen rtol/atol"
+            ) from None
+        if "non-finite values" in msg:
+            raise NonFiniteStateError(
+                f"the state became NaN or infinite during the {phase} over {span}: the dynamics diverged"
+            ) from None
+        raise
+
+
+def integrate(
+    func: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    y0: torch.Tensor,
+    t: torch.Tensor,
+    *,
+    method: str = "tsit5",
+    rtol: float = 1e-7,
+    atol: float = 1e-9,
+    options: dict | None = None,
+    dense: bool = False,
+    on_step: Callable[[float, float, list[torch.Tensor]], None] | None = None,
+    counter: SolveCounter | None = None,
+    phase: str = "forward solve",
+) -> tuple[torch.Tensor, DenseSolution | None]:
+    """Solve dy/dt = func(t, y) and return the states at ``t`` (and the dense solution if asked).
+
+    ``t`` may be increasing or decreasing. ``on_step(t_start, t_end, coefficients)`` is called after
+    every accepted step with the step's interpolating polynomial (times in the caller's variable).
+    Differentiable by plain autograd when called with gradients enabled.
+    """
+    if not isinstance(y0, torch.Tensor):
+        raise InputError(f"the initial state must be a tensor; got {type(y0).__name__}")
+    if not y0.is_floating_point():
+        raise InputError(f"the initial state must be a floating-point tensor; got dtype {y0.dtype}: call .float()")
+    t = check_time_span(t).to(y0.device)
+    check_tolerances(rtol, atol)
+    want_steps = dense or on_step is not None
+    check_method(method, need_dense=want_steps)
+    counter = counter if counter is not None else SolveCounter()
+    options = dict(options or {})
+    options.setdefault("max_num_steps", DEFAULT_MAX_NUM_STEPS)
+    if method not in adaptive_methods():
+        options.pop("max_num_steps")
+
+    checked = _CheckedRHS(func, counter, phase)
+    _, wrapped, y0_, t_, rtol_, atol_, method_, options_, _, reversed_ = _check_inputs(
+        checked, y0, t, rtol, atol, method, options, None, SOLVERS
+    )
+    solver = SOLVERS[method_](func=wrapped, y0=y0_, rtol=rtol_, atol=atol_, **options_)
+    sign = -1.0 if reversed_ else 1.0
+    solution = DenseSolution(sign=sign) if dense else None
+
+    counter.t_reached = None
+    if isinstance(solver, RKAdaptiveStepsizeODESolver):
+        take_step = solver._adaptive_step
+
+        def recording_step(rk_state):  # noqa: ANN001, ANN202 - torchdiffeq's private state type
+            new = take_step(rk_state)
+            if float(new.t1.detach()) > float(rk_state.t1.detach()):  # accepted
+                counter.steps += 1
+                s0, s1 = float(new.t0.detach()), float(new.t1.detach())
+                counter.t_reached = sign * s1
+                if solution is not None:
+                    solution.add_step(s0, s1, new.interp_coeff)
+                if on_step is not None:
+                    on_step(sign * s0, sign * s1, new.interp_coeff)
+            else:
+                counter.rejected += 1
+            return new
+
+        solver._adaptive_step = recording_step
+
+    with _friendly_solver_errors(t, float(rtol), float(atol), phase, counter):
+        ys = solver.integrate(t_)
+    return ys, solution
+
+
+def evaluate_polynomial(coefficients: list[torch.Tensor], fraction: float) -> torch.Tensor:
+    """Evaluate a step's interpolating polynomial at ``fraction`` in [0, 1] of the step."""
+    total = coefficients[0]
+    power = 1.0
+    for c in coefficients[1:]:
+        power *= fraction
+        total = total + power * c
+    return total
+
+
+def convergence_order(errors: Sequence[float], step_sizes: Sequence[float]) -> float:
+    """Least-squares slope of log(error) against log(step size): the empirical order of a method."""
+    xs = [math.log(h) for h in step_sizes]
+    ys = [math.log(e) for e in errors]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)

@@ -1,0 +1,36 @@
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from nodeutils import env
+from nodeutils.errors import InputError
+
+
+def test_versioninfo_without_cuda(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    text = env.versioninfo()
+    assert "torch: " in text and "torchdiffeq: " in text and "CUDA: no GPU found" in text
+    assert capsys.readouterr().out.strip() == text
+
+
+def test_versioninfo_with_a_mocked_cuda_device(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda i: SimpleNamespace(name="Fake GPU 9000", major=9, minor=0))
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda i: (10 * 2**30, 16 * 2**30))
+    monkeypatch.setattr(torch.backends.cudnn, "version", lambda: 90100)
+    monkeypatch.setattr(torch.cuda, "driver_version", lambda: "560.35", raising=False)
+    text = env.versioninfo(file=open("/dev/null", "w"))
+    assert "0: Fake GPU 9000 (sm_90, 10.000 GiB / 16.000 GiB available)" in text
+    assert "cuDNN 90100" in text
+
+
+def test_pick_device(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert env.pick_device("auto").type == "cpu"
+    with pytest.raises(InputError, match="no CUDA GPU is available"):
+        env.pick_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert env.pick_device("auto").type == "cuda"

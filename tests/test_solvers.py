@@ -1,0 +1,150 @@
+import math
+
+import pytest
+import torch
+import torchdiffeq
+
+from nodeutils.errors import InputError, NonFiniteStateError, SolverError, StepLimitError
+from nodeutils.solvers import (
+    TSIT5_TABLEAU,
+    available_methods,
+    convergence_order,
+    integrate,
+    tsit5_dense_weights,
+)
+
+
+def _tableau_arrays():
+    c = torch.cat([torch.zeros(1, dtype=torch.float64), TSIT5_TABLEAU.alpha])
+    a = torch.zeros(7, 7, dtype=torch.float64)
+    for i, row in enumerate(TSIT5_TABLEAU.beta):
+        a[i + 1, : len(row)] = row
+    return a, TSIT5_TABLEAU.c_sol, c
+
+
+def test_tsit5_tableau_satisfies_fifth_order_conditions():
+    a, b, c = _tableau_arrays()
+    conditions = {
+        "b.1": (b.sum(), 1.0), "b.c": (b @ c, 1 / 2), "b.c^2": (b @ c**2, 1 / 3), "b.Ac": (b @ (a @ c), 1 / 6),
+        "b.c^3": (b @ c**3, 1 / 4), "b.cAc": (b @ (c * (a @ c)), 1 / 8), "b.Ac^2": (b @ (a @ c**2), 1 / 12),
+        "b.AAc": (b @ (a @ (a @ c)), 1 / 24), "b.c^4": (b @ c**4, 1 / 5), "b.AAAc": (b @ (a @ (a @ (a @ c))), 1 / 120),
+        "b.c^2Ac": (b @ (c**2 * (a @ c)), 1 / 10), "b.Ac^3": (b @ (a @ c**3), 1 / 20),
+    }
+    for name, (value, expected) in conditions.items():
+        assert float(value) == pytest.approx(expected, abs=1e-12), name
+    assert (a.sum(1) - c).abs().max() < 1e-12  # row-sum condition
+    assert float(TSIT5_TABLEAU.c_error.sum()) == pytest.approx(0.0, abs=1e-12)  # both solutions consistent
+
+
+def test_tsit5_dense_weights_match_endpoints():
+    assert sum(tsit5_dense_weights(0.37)) == pytest.approx(0.37)
+    assert tsit5_dense_weights(1.0) == pytest.approx(TSIT5_TABLEAU.c_sol.tolist(), abs=1e-12)
+    assert tsit5_dense_weights(0.0) == pytest.approx([0.0] * 7)
+
+
+def _oscillator(t, y):
+    return torch.stack([y[1], -y[0]])
+
+
+def test_tsit5_converges_with_order_five_on_fixed_steps():
+    y0 = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    exact = torch.tensor([math.cos(2.0), -math.sin(2.0)], dtype=torch.float64)
+    steps = [0.2, 0.1, 0.05, 0.025]
+    errors = []
+    for h in steps:  # huge tolerances + max_step = first_step = h give a fixed step size
+        ys, _ = integrate(_oscillator, y0, torch.tensor([0.0, 2.0], dtype=torch.float64), method="tsit5",
+                          rtol=1e10, atol=1e10, options={"first_step": h, "max_step": h})
+        errors.append(float((ys[-1] - exact).norm()))
+    assert 4.7 < convergence_order(errors, steps) < 5.5
+
+
+def test_tsit5_agrees_with_dopri5_on_a_smooth_problem():
+    def f(t, y):
+        return torch.sin(t) * y - 0.3 * y**3
+
+    y0 = torch.linspace(-1, 1, 5, dtype=torch.float64)
+    t = torch.linspace(0, 3, 7, dtype=torch.float64)
+    ours = torchdiffeq.odeint(f, y0, t, method="tsit5", rtol=1e-9, atol=1e-9)
+    reference = torchdiffeq.odeint(f, y0, t, method="dopri5", rtol=1e-11, atol=1e-11)
+    assert (ours - reference).abs().max() < 1e-7
+
+
+def test_dense_output_interpolates_between_steps_and_backward_in_time():
+    y0 = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    _, dense = integrate(_oscillator, y0, torch.tensor([0.0, 3.0], dtype=torch.float64), rtol=1e-9, atol=1e-9,
+                         dense=True)
+    for t in (0.1, 1.234, 2.9):
+        assert torch.allclose(dense(t), torch.tensor([math.cos(t), -math.sin(t)], dtype=torch.float64), atol=1e-7)
+    ys, back = integrate(_oscillator, y0, torch.tensor([3.0, 0.0], dtype=torch.float64), rtol=1e-9, atol=1e-9,
+                         dense=True)
+    assert back.step_times[0] == 3.0 and back.step_times[-1] <= 0.0
+    assert torch.allclose(back(1.0), torch.tensor([math.cos(-2.0), -math.sin(-2.0)], dtype=torch.float64), atol=1e-7)
+
+
+def test_counter_and_on_step_see_every_accepted_step():
+    seen = []
+    ys, dense = integrate(_oscillator, torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]), rtol=1e-6, atol=1e-6,
+                          dense=True, on_step=lambda a, b, c: seen.append((a, b)))
+    assert len(seen) == dense.num_steps > 1
+    assert seen[0][0] == 0.0 and seen[-1][1] >= 1.0
+
+
+def test_tsit5_is_listed_among_methods():
+    assert "tsit5" in available_methods()
+
+
+@pytest.mark.parametrize("t, match", [
+    ([0.0, 1.0, 1.0], "strictly increasing"),
+    ([0.0, 1.0, 0.5], "strictly increasing"),
+    ([0.0], "at least two"),
+    ([0.0, float("nan")], "NaN"),
+])
+def test_bad_time_spans_are_rejected(t, match):
+    with pytest.raises(InputError, match=match):
+        integrate(_oscillator, torch.tensor([1.0, 0.0]), torch.tensor(t))
+
+
+@pytest.mark.parametrize("rtol, atol", [(-1e-3, 1e-3), (1e-3, 0.0), (float("nan"), 1e-3), (1e-3, float("inf"))])
+def test_bad_tolerances_are_rejected(rtol, atol):
+    with pytest.raises(InputError, match="must be a positive finite number"):
+        integrate(_oscillator, torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]), rtol=rtol, atol=atol)
+
+
+def test_unknown_solver_lists_the_choices():
+    with pytest.raises(InputError, match="unknown solver 'tsit6'.*tsit5"):
+        integrate(_oscillator, torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]), method="tsit6")
+
+
+def test_blow_up_reports_the_time_it_happened():
+    def explode(t, y):  # y' = y^2 from y(0) = 1 reaches infinity at t = 1
+        return y**2
+
+    with pytest.raises(SolverError, match=r"after reaching t=(0\.99|1\.0)"):
+        integrate(explode, torch.tensor([1.0]), torch.tensor([0.0, 2.0]), rtol=1e-3, atol=1e-3)
+
+
+def test_nan_derivative_names_the_time():
+    def poisoned(t, y):
+        return y * (torch.nan if float(t) > 0.5 else 1.0)
+
+    with pytest.raises(NonFiniteStateError, match=r"derivative became NaN or infinite at t=0\.[5-9]"):
+        integrate(poisoned, torch.tensor([1.0]), torch.tensor([0.0, 1.0]))
+
+
+def test_step_limit_says_how_to_raise_it():
+    def stiff(t, y):
+        return -1e6 * (y - torch.cos(t))
+
+    with pytest.raises(StepLimitError, match="max_num_steps"):
+        integrate(stiff, torch.tensor([0.0]), torch.tensor([0.0, 1.0]), rtol=1e-6, atol=1e-6,
+                  options={"max_num_steps": 50})
+
+
+def test_wrong_rhs_shape_is_reported():
+    with pytest.raises(InputError, match="shaped like the state"):
+        integrate(lambda t, y: y.sum(), torch.tensor([1.0, 2.0]), torch.tensor([0.0, 1.0]))
+
+
+def test_integer_state_is_rejected():
+    with pytest.raises(InputError, match="floating-point"):
+        integrate(_oscillator, torch.tensor([1, 0]), torch.tensor([0.0, 1.0]))
