@@ -1,0 +1,194 @@
+import pytest
+import torch
+from torch import nn
+
+from nodeutils.errors import InputError, NonFiniteStateError
+from nodeutils.models import create_model
+from nodeutils.sensitivity import (
+    VJP_CHOICES,
+    AutogradAdjoint,
+    BacksolveAdjoint,
+    GaussAdjoint,
+    InterpolatingAdjoint,
+    QuadratureAdjoint,
+    SolveStats,
+    flat_grad,
+    gauss_legendre,
+    kronrod15_rule,
+    make_sensealg,
+    odeint,
+    relative_error,
+)
+
+CONTINUOUS = [BacksolveAdjoint(), BacksolveAdjoint(seminorm=True),
+              InterpolatingAdjoint(checkpointing=True), InterpolatingAdjoint(checkpointing=True, checkpoints=[0.4])]
+CONTINUOUS += [cls(autojacvec=v) for cls in (InterpolatingAdjoint, QuadratureAdjoint, GaussAdjoint) for v in VJP_CHOICES]
+ALL = [AutogradAdjoint()] + CONTINUOUS
+
+
+class Linear(nn.Module):
+    def __init__(self, a):
+        super().__init__()
+        self.a = nn.Parameter(a.clone())
+
+    def forward(self, t, u):
+        return u @ self.a.T
+
+
+def _linear_problem():
+    g = torch.Generator().manual_seed(0)
+    a = 0.6 * torch.randn(4, 4, generator=g, dtype=torch.float64) - 0.3 * torch.eye(4, dtype=torch.float64)
+    u0 = torch.randn(3, 4, generator=g, dtype=torch.float64)  # a batch of three initial states
+    w = torch.randn(3, 4, generator=g, dtype=torch.float64)
+    return a, u0, w
+
+
+@pytest.mark.parametrize("sensealg", ALL, ids=repr)
+def test_gradient_of_linear_ode_matches_matrix_exponential(sensealg):
+    a, u0, w = _linear_problem()
+    horizon = 1.5
+    a_ref, u_ref = a.clone().requires_grad_(), u0.clone().requires_grad_()
+    exact = (w * (u_ref @ torch.linalg.matrix_exp(a_ref * horizon).T)).sum()
+    grad_a, grad_u = torch.autograd.grad(exact, (a_ref, u_ref))
+
+    func, y0 = Linear(a), u0.clone().requires_grad_()
+    ys = odeint(func, y0, torch.tensor([0.0, horizon], dtype=torch.float64), rtol=1e-10, atol=1e-10,
+                sensealg=sensealg)
+    (w * ys[-1]).sum().backward()
+    assert relative_error(func.a.grad, grad_a) < 1e-6
+    assert relative_error(y0.grad, grad_u) < 1e-6
+
+
+def _tutorial_gradient(sensealg, x):
+    model = create_model(sensealg=sensealg)
+    loss = nn.functional.cross_entropy(model(x), torch.arange(len(x)) % 10)
+    loss.backward()
+    return flat_grad([p.grad for p in model.parameters()], list(model.parameters()))
+
+
+@pytest.mark.parametrize("sensealg", CONTINUOUS, ids=repr)
+def test_tutorial_model_gradient_agrees_with_discrete_backprop(sensealg):
+    x = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    reference = _tutorial_gradient(AutogradAdjoint(), x)
+    error = relative_error(_tutorial_gradient(sensealg, x), reference)
+    assert error < 2e-2, f"relative error {error:.2e} at rtol = atol = 1e-3"
+
+
+@pytest.mark.parametrize("sensealg", ALL, ids=repr)
+def test_gradcheck_on_a_small_nonlinear_problem(sensealg):
+    def f(t, u, p):
+        return torch.tanh(u @ p["w"].T + p["b"]) * (1 + 0.5 * torch.sin(t))
+
+    g = torch.Generator().manual_seed(2)
+    w = (0.5 * torch.randn(2, 2, generator=g, dtype=torch.float64)).requires_grad_()
+    b = (0.1 * torch.randn(2, generator=g, dtype=torch.float64)).requires_grad_()
+    u0 = torch.randn(1, 2, generator=g, dtype=torch.float64).requires_grad_()
+    t = torch.tensor([0.0, 0.6, 1.2], dtype=torch.float64)
+
+    def solve(u0, w, b):
+        return odeint(f, u0, t, rtol=1e-11, atol=1e-11, sensealg=sensealg, params={"w": w, "b": b})
+
+    assert torch.autograd.gradcheck(solve, (u0, w, b), eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize("span", [(0.0, 2.5), (2.5, 0.0), (0.0, 0.7, 1.9, 2.5)], ids=str)
+@pytest.mark.parametrize("sensealg", ALL, ids=repr)
+def test_time_dependent_dynamics_and_other_spans(sensealg, span):
+    def f(t, u, p):
+        return p[0] * torch.cos(3 * t) * u - p[1] * u**3
+
+    p = [torch.tensor(0.8, dtype=torch.float64), torch.tensor(0.2, dtype=torch.float64)]
+    u0 = torch.tensor([0.5, -1.0], dtype=torch.float64)
+    t = torch.tensor(span, dtype=torch.float64)
+    grads = []
+    for alg in (AutogradAdjoint(), sensealg):
+        ps, y0 = [x.clone().requires_grad_() for x in p], u0.clone().requires_grad_()
+        ys = odeint(f, y0, t, rtol=1e-10, atol=1e-10, sensealg=alg, params=ps)
+        (ys[1:] ** 2).sum().backward()
+        grads.append(torch.cat([y0.grad, ps[0].grad.reshape(1), ps[1].grad.reshape(1)]))
+    assert relative_error(grads[1], grads[0]) < 1e-6
+
+
+def test_function_evaluations_are_counted_forward_and_backward():
+    a, u0, w = _linear_problem()
+    for alg in (AutogradAdjoint(), InterpolatingAdjoint(), GaussAdjoint(), BacksolveAdjoint()):
+        stats = SolveStats()
+        ys = odeint(Linear(a), u0, torch.tensor([0.0, 1.0], dtype=torch.float64), rtol=1e-6, atol=1e-6,
+                    sensealg=alg, stats=stats)
+        assert stats.nfe_forward > 0 and stats.nfe_backward == 0
+        ys.sum().backward()
+        if isinstance(alg, AutogradAdjoint):
+            assert stats.nfe_backward == 0  # the graph is replayed; f is not evaluated again
+        else:
+            assert stats.nfe_backward > 0
+
+
+def test_checkpointing_stores_less_than_the_dense_solution():
+    a, u0, _ = _linear_problem()
+    stored = {}
+    for checkpointing in (False, True):
+        stats = SolveStats()
+        odeint(Linear(a), u0, torch.tensor([0.0, 4.0], dtype=torch.float64), rtol=1e-8, atol=1e-8,
+               sensealg=InterpolatingAdjoint(checkpointing=checkpointing), stats=stats).sum().backward()
+        stored[checkpointing] = stats.stored_bytes
+    assert stored[True] < stored[False] / 10
+
+
+def test_quadrature_rules_integrate_polynomials_exactly():
+    nodes, wk, wg = kronrod15_rule()
+    for degree in range(0, 22):
+        exact = 0.0 if degree % 2 else 2.0 / (degree + 1)
+        assert sum(w * x**degree for w, x in zip(wk, nodes)) == pytest.approx(exact, abs=1e-13)
+        if degree <= 13:
+            assert sum(w * x**degree for w, x in zip(wg, nodes)) == pytest.approx(exact, abs=1e-13)
+    x, w = gauss_legendre(4)
+    assert sum(wi * xi**7 for wi, xi in zip(w, x)) == pytest.approx(1 / 8)
+
+
+def test_unknown_algorithm_and_vjp_names_list_the_choices():
+    with pytest.raises(InputError, match="unknown sensitivity algorithm 'forward'.*gauss"):
+        make_sensealg("forward")
+    with pytest.raises(InputError, match="unknown autojacvec 'enzyme'.*autograd, func, jacobian"):
+        GaussAdjoint(autojacvec="enzyme")
+    with pytest.raises(InputError, match="unknown autojacvec"):
+        make_sensealg("interpolating", vjp="zygote")
+
+
+def test_adjoint_needs_the_parameters_of_a_plain_callable():
+    w = torch.randn(2, 2, requires_grad=True)
+    with pytest.raises(InputError, match="needs to know the parameters of f.*params="):
+        odeint(lambda t, u: u @ w, torch.ones(2), [0.0, 1.0], sensealg=GaussAdjoint())
+    odeint(lambda t, u: u @ w, torch.ones(2), [0.0, 1.0], sensealg=AutogradAdjoint()).sum().backward()
+    assert w.grad is not None  # plain backprop sees closed-over tensors
+
+
+def test_parameters_must_require_grad():
+    with pytest.raises(InputError, match="does not require grad.*requires_grad_"):
+        odeint(lambda t, u, p: u * p, torch.ones(2), [0.0, 1.0], params=torch.ones(2),
+               sensealg=InterpolatingAdjoint())
+
+
+def test_checkpoint_settings_must_be_consistent():
+    with pytest.raises(InputError, match="checkpoints were given but checkpointing=False"):
+        InterpolatingAdjoint(checkpoints=[0.5])
+    with pytest.raises(InputError, match="outside the open time span"):
+        odeint(Linear(torch.eye(2)), torch.ones(2), [0.0, 1.0],
+               sensealg=InterpolatingAdjoint(checkpointing=True, checkpoints=[1.5])).sum().backward()
+
+
+def test_adjoints_need_a_solver_with_dense_output():
+    with pytest.raises(InputError, match="adaptive Runge-Kutta solver"):
+        odeint(Linear(torch.eye(2)), torch.ones(2), [0.0, 1.0], method="rk4", sensealg=GaussAdjoint())
+
+
+def test_nan_in_the_backward_solve_names_the_time():
+    x = torch.rand(4, 1, 28, 28)
+    model = create_model(sensealg=InterpolatingAdjoint())
+    loss = model(x).sum() * torch.nan
+    with pytest.raises(NonFiniteStateError, match=r"at t=1 during the backward \(adjoint\) solve"):
+        loss.backward()
+
+
+def test_gradient_with_respect_to_time_is_refused():
+    with pytest.raises(InputError, match="time points"):
+        odeint(Linear(torch.eye(2)), torch.ones(2), torch.tensor([0.0, 1.0], requires_grad=True))
