@@ -11,7 +11,7 @@ import torch
 
 from .errors import InputError
 
-__all__ = ["pick_device", "versioninfo", "cpu_name"]
+__all__ = ["pick_device", "versioninfo", "versioninfo_text", "cpu_name"]
 
 _PACKAGES = ("torch", "torchdiffeq", "torchvision", "numpy", "matplotlib", "ipywidgets", "nodeutils")
 
@@ -48,8 +48,13 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def versioninfo(file=None) -> str:
-    """Print (and return) versions, CPU and threads, and CUDA details when a GPU is present."""
+def versioninfo(file=None) -> None:
+    """Print versions, CPU and threads, and CUDA details when a GPU is present (the tutorial's appendix)."""
+    print(versioninfo_text(), file=file)
+
+
+def versioninfo_text() -> str:
+    """The report printed by :func:`versioninfo`."""
     lines = [
         f"Python {sys.version.split()[0]} ({platform.python_implementation()})",
         f"Platform: {platform.system()} {platform.machine()}",
@@ -70,6 +75,4 @@ def versioninfo(file=None) -> str:
             lines.append(f"CUDA driver {driver()}")
     else:
         lines.append("CUDA: no GPU found")
-    text = "\n".join(lines)
-    print(text, file=file)
-    return text
+    return "\n".join(lines)

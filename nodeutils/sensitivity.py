@@ -181,7 +181,7 @@ class _ModuleRHS:
     def __call__(self, t: torch.Tensor, u: torch.Tensor, leaves: Leaves) -> torch.Tensor:
         if len(leaves) == len(self.own) and all(a is b for a, b in zip(leaves, self.own)):
             return self.module(t, u)
-        return functional_call(self.module, dict(zip(self.names, leaves)), (t, u))
+        return functional_call(self.module, dict(zip(self.names, leaves)), (t, u), tie_weights=False)
 
 
 @dataclass

@@ -223,30 +223,38 @@ class SolveCounter:
     t_reached: float | None = None  # end of the latest accepted step
 
 
-class _CheckedRHS(torch.nn.Module):
-    """Wraps f(t, y): counts calls and stops at the first non-finite state or derivative."""
+class _CheckedRHS:
+    """Wraps f(t, y): counts calls, checks the first result's shape and, if asked, every result's finiteness.
 
-    def __init__(self, func: Callable, counter: SolveCounter, phase: str) -> None:
-        super().__init__()
-        self.func = func
-        self.counter = counter
-        self.phase = phase
+    Adaptive solvers are checked once per step instead (see :func:`integrate`), which is cheaper.
+    """
 
-    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def __init__(self, func: Callable, counter: SolveCounter, phase: str, check_every_call: bool = True) -> None:
+        self.func, self.counter, self.phase, self.check_every_call = func, counter, phase, check_every_call
+        self.shape_checked = False
+
+    def __call__(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         self.counter.nfe += 1
         out = self.func(t, y)
-        if not isinstance(out, torch.Tensor) or out.shape != y.shape:
-            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise InputError(
-                f"the right-hand side must return a tensor shaped like the state {tuple(y.shape)}; got {got}"
-            )
-        if not bool(torch.isfinite(out).all()):
+        if not self.shape_checked:
+            if not isinstance(out, torch.Tensor) or out.shape != y.shape:
+                got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise InputError(
+                    f"the right-hand side must return a tensor shaped like the state {tuple(y.shape)}; got {got}"
+                )
+            self.shape_checked = True
+        if self.check_every_call and not bool(torch.isfinite(out).all()):
             what = "state" if not bool(torch.isfinite(y).all()) else "derivative"
-            raise NonFiniteStateError(
-                f"the {what} became NaN or infinite at t={float(t):.6g} during the {self.phase}: the dynamics "
-                "diverged. Lower the learning rate, rescale the inputs, shorten the time span, or tighten rtol/atol"
-            )
+            raise _non_finite(what, float(t), self.phase)
         return out
+
+
+def _non_finite(what: str, t: float, phase: str, t_end: float | None = None) -> NonFiniteStateError:
+    where = f"at t={t:.6g}" if t_end is None else f"between t={t:.6g} and t={t_end:.6g} (one solver step)"
+    return NonFiniteStateError(
+        f"the {what} became NaN or infinite {where} during the {phase}: the dynamics diverged. Lower the "
+        "learning rate, rescale the inputs, shorten the time span, or tighten rtol/atol"
+    )
 
 
 _STEP_LIMIT = re.compile(r"max_num_steps exceeded \((\d+)>=(\d+)\)")
@@ -317,7 +325,10 @@ def integrate(
     if method not in adaptive_methods():
         options.pop("max_num_steps")
 
-    checked = _CheckedRHS(func, counter, phase)
+    if not bool(torch.isfinite(y0).all()):
+        raise _non_finite("initial state", float(t[0]), phase)
+    adaptive = method in adaptive_methods()
+    checked = _CheckedRHS(func, counter, phase, check_every_call=not adaptive)
     _, wrapped, y0_, t_, rtol_, atol_, method_, options_, _, reversed_ = _check_inputs(
         checked, y0, t, rtol, atol, method, options, None, SOLVERS
     )
@@ -326,12 +337,14 @@ def integrate(
     solution = DenseSolution(sign=sign) if dense else None
 
     counter.t_reached = None
-    if isinstance(solver, RKAdaptiveStepsizeODESolver):
+    if adaptive:
         take_step = solver._adaptive_step
 
-        def recording_step(rk_state):  # noqa: ANN001, ANN202 - torchdiffeq's private state type
+        def checked_step(rk_state):  # noqa: ANN001, ANN202 - torchdiffeq's private state type
             new = take_step(rk_state)
             if float(new.t1.detach()) > float(rk_state.t1.detach()):  # accepted
+                if not bool(torch.isfinite(new.y1).all()):
+                    raise _non_finite("state", sign * float(new.t0), phase, sign * float(new.t1))
                 counter.steps += 1
                 s0, s1 = float(new.t0.detach()), float(new.t1.detach())
                 counter.t_reached = sign * s1
@@ -341,9 +354,13 @@ def integrate(
                     on_step(sign * s0, sign * s1, new.interp_coeff)
             else:
                 counter.rejected += 1
+                if not bool(torch.isfinite(new.dt)):  # a NaN/inf error estimate: f blew up inside the step
+                    t_from = float(rk_state.t1)
+                    t_to = t_from + float(rk_state.dt.clamp(solver.min_step, solver.max_step))
+                    raise _non_finite("derivative", sign * t_from, phase, sign * t_to)
             return new
 
-        solver._adaptive_step = recording_step
+        solver._adaptive_step = checked_step
 
     with _friendly_solver_errors(t, float(rtol), float(atol), phase, counter):
         ys = solver.integrate(t_)

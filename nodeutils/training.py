@@ -101,10 +101,12 @@ def train(
     model = create_model(layer, device=dev, structured_params=structured_params, sensealg=sensealg, seed=seed,
                          **model_kwargs)
     train_loader, test_loader = loaders or load_mnist(batch_size, 0.9, subset=subset, source=source, seed=seed)
+    if train_loader.generator is not None:
+        train_loader.generator.manual_seed(seed)  # reused loaders give the same batch order for the same seed
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     history = TrainingHistory(model=model, settings={
         "layer": layer, "device": str(dev), "epochs": epochs, "batch_size": batch_size, "lr": lr,
-        "sensealg": repr(model.ode.sensealg if hasattr(model.ode, "sensealg") else model.ode.config.sensealg),
+        "sensealg": repr(model.ode.settings.sensealg),
         "structured_params": structured_params, "seed": seed,
         "train_images": len(train_loader.dataset), "test_images": len(test_loader.dataset)})
     bar = tqdm(total=epochs * len(train_loader), desc="training", disable=not progress, leave=False,

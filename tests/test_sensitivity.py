@@ -22,7 +22,8 @@ from nodeutils.sensitivity import (
 
 CONTINUOUS = [BacksolveAdjoint(), BacksolveAdjoint(seminorm=True),
               InterpolatingAdjoint(checkpointing=True), InterpolatingAdjoint(checkpointing=True, checkpoints=[0.4])]
-CONTINUOUS += [cls(autojacvec=v) for cls in (InterpolatingAdjoint, QuadratureAdjoint, GaussAdjoint) for v in VJP_CHOICES]
+LAMBDA_ADJOINTS = (InterpolatingAdjoint, QuadratureAdjoint, GaussAdjoint)
+CONTINUOUS += [cls(autojacvec=v) for cls in LAMBDA_ADJOINTS for v in VJP_CHOICES]
 ALL = [AutogradAdjoint()] + CONTINUOUS
 
 

@@ -58,3 +58,9 @@ def test_nan_images_stop_the_solver_at_the_start(small_loaders):
 def test_bad_training_settings_are_explained(kwargs, match, small_loaders):
     with pytest.raises(InputError, match=match):
         train(loaders=small_loaders, progress=False, log=None, **kwargs)
+
+
+def test_reused_loaders_give_the_same_table_for_the_same_seed(small_loaders):
+    first = train(epochs=1, loaders=small_loaders, progress=False, log=None)
+    second = train(epochs=1, loaders=small_loaders, progress=False, log=None)
+    assert first.loss == second.loss and first.test_accuracy == second.test_accuracy
