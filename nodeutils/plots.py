@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-__all__ = ["show_digits", "show_source"]
+__all__ = ["show_digits", "show_source", "plot_horizon_sweep", "magnitude"]
 
 MISTAKE_COLOUR = "#c0392b"
 
@@ -53,3 +53,32 @@ def show_source(obj: object) -> None:
     import textwrap
 
     print(textwrap.dedent(inspect.getsource(obj)).rstrip())
+
+
+def magnitude(value: float) -> str:
+    """An error printed as its order of magnitude (``"~1e-06"``), stable across machines; ``inf`` -> "failed"."""
+    if value != value or value == float("inf"):
+        return "failed"
+    if value == 0:
+        return "0"
+    return f"~1e{int(np.floor(np.log10(value))):+03d}"
+
+
+def plot_horizon_sweep(rows: Sequence) -> Figure:
+    """Gradient error and memory kept against the integration horizon, one line per algorithm."""
+    names = list(dict.fromkeys(r.name for r in rows))
+    fig, (ax_err, ax_mem) = plt.subplots(1, 2, figsize=(11, 4))
+    for name in names:
+        mine = [r for r in rows if r.name == name]
+        horizons = [r.horizon for r in mine]
+        style = {"linestyle": "--"} if "checkpoint" in name else {}
+        errors = [min(r.grad_error, 10.0) for r in mine]
+        ax_err.plot(horizons, errors, marker="o", label=name, **style)
+        ax_mem.plot(horizons, [r.kept_kib for r in mine], marker="o", label=name, **style)
+    ax_err.set(xscale="log", yscale="log", title="Gradient error vs integration horizon",
+               xlabel="horizon T (time units)", ylabel="relative gradient error")
+    ax_mem.set(xscale="log", yscale="log", title="Memory kept for the backward pass",
+               xlabel="horizon T (time units)", ylabel="memory (KiB)")
+    ax_err.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -310,11 +310,18 @@ class _ContinuousAdjoint(SensitivityAlgorithm):
 
     uses_dense_output = True
 
-    def __init__(self, autojacvec: str = "autograd", rtol: float | None = None, atol: float | None = None) -> None:
+    def __init__(self, autojacvec: str = "autograd", rtol: float | None = None, atol: float | None = None,
+                 checkpointing: bool = False, checkpoints: Sequence[float] | None = None) -> None:
         if autojacvec not in VJP_CHOICES:
             raise InputError(f"unknown autojacvec {autojacvec!r}: choose one of {', '.join(VJP_CHOICES)}")
+        if checkpoints is not None and not checkpointing:
+            raise InputError(
+                "checkpoints were given but checkpointing=False: pass checkpointing=True to use them, or drop them"
+            )
         self.autojacvec = autojacvec
         self.rtol, self.atol = rtol, atol
+        self.checkpointing = bool(checkpointing)
+        self.checkpoints = None if checkpoints is None else [float(c) for c in checkpoints]
 
     def solve(self, problem: _Problem, y0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         check_method(problem.method, need_dense=True)
@@ -324,21 +331,41 @@ class _ContinuousAdjoint(SensitivityAlgorithm):
 
     # Forward pass: what to keep. -------------------------------------------------------------
     def record_forward(self, problem: _Problem, y0: torch.Tensor, t: torch.Tensor) -> dict[str, Any]:
+        """Solve forward; keep the dense solution, or only checkpoints when ``checkpointing=True``."""
+        times = [float(x) for x in t]
+        grid = times
+        if self.checkpointing and self.checkpoints:
+            lo, hi = min(times), max(times)
+            outside = [c for c in self.checkpoints if not lo < c < hi]
+            if outside:
+                raise InputError(f"checkpoints {outside} lie outside the open time span ({lo:g}, {hi:g})")
+            grid = sorted(set(times) | set(self.checkpoints), reverse=times[0] > times[-1])
         counter = SolveCounter()
         try:
-            ys, dense = integrate(problem.closed(), y0, t, method=problem.method, rtol=problem.rtol,
-                                  atol=problem.atol, options=problem.options, dense=True, counter=counter)
+            states, dense = integrate(problem.closed(), y0, torch.tensor(grid, dtype=t.dtype, device=t.device),
+                                      method=problem.method, rtol=problem.rtol, atol=problem.atol,
+                                      options=problem.options, dense=not self.checkpointing, counter=counter)
         finally:
             problem.stats.nfe_forward += counter.nfe
             problem.stats.steps_forward += counter.steps
-        problem.stats.stored_bytes += dense.nbytes()
-        grid = [float(x) for x in t]
-        return {"ys": ys, "grid": grid, "outputs": list(range(len(grid))), "dense": [dense] * (len(grid) - 1),
-                "tensors": dense.tensors()}
+        outputs = [grid.index(x) for x in times]
+        record = {"ys": states[outputs], "grid": grid, "outputs": outputs}
+        if self.checkpointing:
+            record.update(states=states, tensors=[states])
+        else:
+            record.update(dense=dense, tensors=dense.tensors())
+        problem.stats.stored_bytes += sum(x.numel() * x.element_size() for x in record["tensors"])
+        return record
 
     def state_on(self, problem: _Problem, record: dict, k: int, counter: SolveCounter) -> DenseSolution:
-        """u(t) on grid interval k (between grid[k] and grid[k+1])."""
-        return record["dense"][k]
+        """u(t) on grid interval k (between grid[k] and grid[k+1]); re-solved from a checkpoint if needed."""
+        if not self.checkpointing:
+            return record["dense"]
+        grid = record["grid"]
+        _, dense = integrate(problem.closed(), record["states"][k], torch.tensor(grid[k:k + 2], dtype=torch.float64),
+                             method=problem.method, rtol=problem.rtol, atol=problem.atol, options=problem.options,
+                             dense=True, counter=counter, phase="checkpoint re-solve")
+        return dense
 
     # Backward pass. -----------------------------------------------------------------------------
     def tolerances(self, problem: _Problem) -> tuple[float, float]:
@@ -396,47 +423,6 @@ class InterpolatingAdjoint(_ContinuousAdjoint):
     """
 
     name = "interpolating"
-
-    def __init__(self, autojacvec: str = "autograd", checkpointing: bool = False,
-                 checkpoints: Sequence[float] | None = None, rtol: float | None = None,
-                 atol: float | None = None) -> None:
-        super().__init__(autojacvec, rtol, atol)
-        if checkpoints is not None and not checkpointing:
-            raise InputError(
-                "checkpoints were given but checkpointing=False: pass checkpointing=True to use them, or drop them"
-            )
-        self.checkpointing = bool(checkpointing)
-        self.checkpoints = None if checkpoints is None else [float(c) for c in checkpoints]
-
-    def record_forward(self, problem, y0, t):
-        if not self.checkpointing:
-            return super().record_forward(problem, y0, t)
-        times = [float(x) for x in t]
-        extra = self.checkpoints or []
-        lo, hi = min(times), max(times)
-        outside = [c for c in extra if not lo < c < hi]
-        if outside:
-            raise InputError(f"checkpoints {outside} lie outside the open time span ({lo:g}, {hi:g})")
-        grid = sorted(set(times) | set(extra), reverse=times[0] > times[-1])
-        counter = SolveCounter()
-        try:
-            states, _ = integrate(problem.closed(), y0, torch.tensor(grid, dtype=t.dtype), method=problem.method,
-                                  rtol=problem.rtol, atol=problem.atol, options=problem.options, counter=counter)
-        finally:
-            problem.stats.nfe_forward += counter.nfe
-            problem.stats.steps_forward += counter.steps
-        problem.stats.stored_bytes += states.numel() * states.element_size()
-        outputs = [grid.index(x) for x in times]
-        return {"ys": states[outputs], "grid": grid, "outputs": outputs, "states": states, "tensors": [states]}
-
-    def state_on(self, problem, record, k, counter):
-        if not self.checkpointing:
-            return record["dense"][k]
-        grid = record["grid"]
-        _, dense = integrate(problem.closed(), record["states"][k], torch.tensor(grid[k:k + 2], dtype=torch.float64),
-                             method=problem.method, rtol=problem.rtol, atol=problem.atol, options=problem.options,
-                             dense=True, counter=counter, phase="checkpoint re-solve")
-        return dense
 
     def backward(self, problem, record, grad_ys):
         vjp = make_vjp(self.autojacvec, problem.rhs)
@@ -583,15 +569,16 @@ class GaussAdjoint(_LambdaOnlyAdjoint):
 
     The parameter gradient is accumulated into one tensor per parameter while the backward solve
     runs, so parameters keep their own shapes and nesting and never join the ODE state. Memory: the
-    forward dense solution only. ``nodes`` Gauss points per step integrate polynomials of degree
+    forward dense solution, or only checkpoints with ``checkpointing=True`` (as for
+    :class:`InterpolatingAdjoint`). ``nodes`` Gauss points per step integrate polynomials of degree
     2 * nodes - 1 exactly.
     """
 
     name = "gauss"
 
     def __init__(self, autojacvec: str = "autograd", rtol: float | None = None, atol: float | None = None,
-                 nodes: int = 4) -> None:
-        super().__init__(autojacvec, rtol, atol)
+                 nodes: int = 4, checkpointing: bool = False, checkpoints: Sequence[float] | None = None) -> None:
+        super().__init__(autojacvec, rtol, atol, checkpointing, checkpoints)
         if nodes < 1:
             raise InputError(f"GaussAdjoint needs at least one quadrature node per step; got nodes={nodes}")
         self.nodes = int(nodes)

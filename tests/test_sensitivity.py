@@ -21,7 +21,8 @@ from nodeutils.sensitivity import (
 )
 
 CONTINUOUS = [BacksolveAdjoint(), BacksolveAdjoint(seminorm=True),
-              InterpolatingAdjoint(checkpointing=True), InterpolatingAdjoint(checkpointing=True, checkpoints=[0.4])]
+              InterpolatingAdjoint(checkpointing=True), InterpolatingAdjoint(checkpointing=True, checkpoints=[0.4]),
+              GaussAdjoint(checkpointing=True, checkpoints=[0.3, 0.9])]
 LAMBDA_ADJOINTS = (InterpolatingAdjoint, QuadratureAdjoint, GaussAdjoint)
 CONTINUOUS += [cls(autojacvec=v) for cls in LAMBDA_ADJOINTS for v in VJP_CHOICES]
 ALL = [AutogradAdjoint()] + CONTINUOUS
@@ -127,12 +128,13 @@ def test_function_evaluations_are_counted_forward_and_backward():
 def test_checkpointing_stores_less_than_the_dense_solution():
     a, u0, _ = _linear_problem()
     stored = {}
-    for checkpointing in (False, True):
-        stats = SolveStats()
-        odeint(Linear(a), u0, torch.tensor([0.0, 4.0], dtype=torch.float64), rtol=1e-8, atol=1e-8,
-               sensealg=InterpolatingAdjoint(checkpointing=checkpointing), stats=stats).sum().backward()
-        stored[checkpointing] = stats.stored_bytes
-    assert stored[True] < stored[False] / 10
+    for cls in (InterpolatingAdjoint, GaussAdjoint):
+        for checkpointing in (False, True):
+            stats = SolveStats()
+            odeint(Linear(a), u0, torch.tensor([0.0, 4.0], dtype=torch.float64), rtol=1e-8, atol=1e-8,
+                   sensealg=cls(checkpointing=checkpointing), stats=stats).sum().backward()
+            stored[checkpointing] = stats.stored_bytes
+        assert stored[True] < stored[False] / 10
 
 
 def test_quadrature_rules_integrate_polynomials_exactly():

@@ -1,0 +1,212 @@
+"""Measurements behind notebook 03 and ``benchmarks/sensitivity.py``: cost, accuracy and memory.
+
+Memory is measured as the bytes of distinct tensor storages kept for the backward pass (autograd's
+saved tensors plus what an adjoint stores itself), excluding the parameters, which every method keeps.
+That is what grows with the number of solver steps under discrete backprop; it is deterministic, so
+it can be printed in a notebook and compared across runs.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import SolverError
+from .models import create_model
+from .sensitivity import AutogradAdjoint, SensitivityAlgorithm, SolveStats, flat_grad, odeint, relative_error
+from .training import logitcrossentropy
+
+__all__ = [
+    "saved_tensor_bytes",
+    "CostRow",
+    "cost_table",
+    "ContractingDynamics",
+    "HorizonRow",
+    "horizon_sweep",
+    "linear_ode_gradient_errors",
+    "format_table",
+]
+
+
+def saved_tensor_bytes(fn: Callable[[], Any], exclude: Sequence[torch.Tensor] = ()) -> tuple[Any, int]:
+    """Run ``fn()``; return its result and the bytes of tensor storage it keeps for backward.
+
+    Only tensors still alive when ``fn`` returns are counted (graphs of rejected solver steps, for
+    example, are freed before the backward pass and cost nothing there).
+    """
+    skip = {t.untyped_storage().data_ptr() for t in exclude}
+    kept: dict[int, tuple[weakref.ref, int]] = {}
+
+    def pack(x: torch.Tensor) -> torch.Tensor:
+        storage = x.untyped_storage()
+        if storage.data_ptr() not in skip:
+            kept[storage.data_ptr()] = (weakref.ref(x), storage.nbytes())
+        return x
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
+        result = fn()
+    return result, sum(nbytes for ref, nbytes in kept.values() if ref() is not None)
+
+
+@dataclass
+class CostRow:
+    """One algorithm's cost for a training step of the tutorial model."""
+
+    name: str
+    step_ms: float
+    nfe_forward: int
+    nfe_backward: int
+    kept_kib: float
+    grad_error: float  # relative to discrete backprop at the same tolerance
+
+
+def _model_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    model.zero_grad(set_to_none=True)
+    logitcrossentropy(model(x), y).backward()
+    return flat_grad([p.grad for p in model.parameters()], list(model.parameters()))
+
+
+def cost_table(algorithms: dict[str, SensitivityAlgorithm], x: torch.Tensor, y: torch.Tensor, *,
+               repeats: int = 7, structured_params: bool = False) -> list[CostRow]:
+    """Time per training step, NFE, memory kept and gradient difference from discrete backprop.
+
+    Steps are timed in interleaved rounds (one step of every algorithm per round) so that machine
+    noise affects all alike; each time is the median over ``repeats`` rounds.
+    """
+    reference = _model_gradient(create_model(sensealg=AutogradAdjoint(), structured_params=structured_params), x, y)
+    setups = []
+    for name, alg in algorithms.items():
+        model = create_model(sensealg=alg, structured_params=structured_params)
+        params = list(model.parameters())
+        error = relative_error(_model_gradient(model, x, y), reference)
+        stats: SolveStats = model.ode.stats
+        model.zero_grad(set_to_none=True)
+        loss, kept = saved_tensor_bytes(lambda m=model: logitcrossentropy(m(x), y), exclude=params)
+        loss.backward()
+        setups.append((name, model, torch.optim.Adam(params, 1e-3), stats.nfe_forward, stats.nfe_backward, kept, error))
+    times: dict[str, list[float]] = {name: [] for name in algorithms}
+    for _ in range(repeats):
+        for name, model, optimiser, *_ in setups:
+            start = time.perf_counter()
+            optimiser.zero_grad(set_to_none=True)
+            logitcrossentropy(model(x), y).backward()
+            optimiser.step()
+            times[name].append(time.perf_counter() - start)
+    return [CostRow(name, 1e3 * statistics.median(times[name]), nfe_f, nfe_b, kept / 1024, error)
+            for name, _, _, nfe_f, nfe_b, kept, error in setups]
+
+
+class ContractingDynamics(nn.Module):
+    """du/dt = -diag(rates) u + tanh(W u + b), with decay rates spread from ``slowest`` to ``fastest``.
+
+    Every trajectory is pulled towards one equilibrium, but on very different time scales: the slow
+    directions remember the initial state for long, the fast ones forget it at once. Running the
+    system backward in time (as :class:`~nodeutils.sensitivity.BacksolveAdjoint` does to recover
+    u(t)) amplifies errors in the fast directions like exp(fastest * horizon), and the coupling W
+    carries them into the slow directions the gradient depends on.
+    """
+
+    def __init__(self, dim: int = 8, fastest: float = 4.0, slowest: float = 0.1, seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("rates", torch.logspace(torch.log10(torch.tensor(slowest)),
+                                                     torch.log10(torch.tensor(fastest)), dim, dtype=torch.float64))
+        self.weight = nn.Parameter(0.5 * torch.randn(dim, dim, generator=g, dtype=torch.float64) / dim**0.5)
+        self.bias = nn.Parameter(0.1 * torch.randn(dim, generator=g, dtype=torch.float64))
+
+    def forward(self, t: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        return -self.rates * u + torch.tanh(u @ self.weight.T + self.bias)
+
+
+@dataclass
+class HorizonRow:
+    """Gradient error and memory kept for one algorithm at one integration horizon."""
+
+    name: str
+    horizon: float
+    grad_error: float  # inf when the backward pass failed
+    kept_kib: float
+    note: str = ""
+
+
+def horizon_sweep(algorithms: dict[str, SensitivityAlgorithm], horizons: Sequence[float], *, rtol: float = 1e-6,
+                  atol: float = 1e-6, batch: int = 16, dim: int = 8, fastest: float = 4.0) -> list[HorizonRow]:
+    """Gradient error (vs discrete backprop at rtol = atol = 1e-10) and memory kept, for each horizon.
+
+    The system is :class:`ContractingDynamics`; the loss is a weighted sum of the final states.
+    """
+    g = torch.Generator().manual_seed(1)
+    u0 = torch.randn(batch, dim, generator=g, dtype=torch.float64)
+    w = torch.randn(batch, dim, generator=g, dtype=torch.float64)
+    rows = []
+    for horizon in horizons:
+        t = torch.tensor([0.0, float(horizon)], dtype=torch.float64)
+
+        def gradient(alg: SensitivityAlgorithm, tol: tuple[float, float],
+                     t: torch.Tensor = t) -> tuple[torch.Tensor, int]:
+            func = ContractingDynamics(dim, fastest)
+            y0 = u0.clone().requires_grad_()
+            ys, kept = saved_tensor_bytes(lambda: odeint(func, y0, t, rtol=tol[0], atol=tol[1], sensealg=alg),
+                                          exclude=list(func.parameters()))
+            (w * ys[-1]).sum().backward()
+            return torch.cat([y0.grad.reshape(-1), func.weight.grad.reshape(-1), func.bias.grad]), kept
+
+        reference, _ = gradient(AutogradAdjoint(), (1e-10, 1e-10))
+        for name, alg in algorithms.items():
+            try:
+                grad, kept = gradient(alg, (rtol, atol))
+                error = relative_error(grad, reference)
+                note = ""
+            except SolverError as err:
+                error, kept, note = float("inf"), 0, type(err).__name__
+            if error != error:  # NaN gradient
+                error, note = float("inf"), "NaN gradient"
+            rows.append(HorizonRow(name, float(horizon), error, kept / 1024, note))
+    return rows
+
+
+def linear_ode_gradient_errors(algorithms: dict[str, SensitivityAlgorithm], tolerances: Sequence[float], *,
+                               horizon: float = 1.5, dim: int = 6, batch: int = 4) -> dict[str, list[float]]:
+    """Relative error of dL/dA and dL/du0 (stacked) against the exact matrix-exponential gradient."""
+    g = torch.Generator().manual_seed(0)
+    a = 0.6 * torch.randn(dim, dim, generator=g, dtype=torch.float64) - 0.3 * torch.eye(dim, dtype=torch.float64)
+    u0 = torch.randn(batch, dim, generator=g, dtype=torch.float64)
+    w = torch.randn(batch, dim, generator=g, dtype=torch.float64)
+    a_ref, u_ref = a.clone().requires_grad_(), u0.clone().requires_grad_()
+    exact = (w * (u_ref @ torch.linalg.matrix_exp(a_ref * horizon).T)).sum()
+    reference = torch.cat([g_.reshape(-1) for g_ in torch.autograd.grad(exact, (a_ref, u_ref))])
+
+    class Linear(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Parameter(a.clone())
+
+        def forward(self, t: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+            return u @ self.a.T
+
+    errors: dict[str, list[float]] = {}
+    for name, alg in algorithms.items():
+        errors[name] = []
+        for tol in tolerances:
+            func, y0 = Linear(), u0.clone().requires_grad_()
+            ys = odeint(func, y0, torch.tensor([0.0, horizon], dtype=torch.float64), rtol=tol, atol=tol,
+                        sensealg=alg)
+            (w * ys[-1]).sum().backward()
+            errors[name].append(relative_error(torch.cat([func.a.grad.reshape(-1), y0.grad.reshape(-1)]), reference))
+    return errors
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain-text table with aligned columns."""
+    cells = [[str(h) for h in header]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
