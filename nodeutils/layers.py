@@ -46,6 +46,7 @@ __all__ = [
     "LastState",
     "LAYERS",
     "make_ode_layer",
+    "CallCounter",
 ]
 
 
@@ -111,9 +112,9 @@ class BoundNetwork:
     """Calls ``model(u)`` with the parameters the solver passes in ``p``.
 
     While ``p`` holds the very tensors the solve was started with, the network is called directly
-    (they are the module's own parameters, or views of the flat vector bound into the module for the
-    duration of the ``with`` block). Any other ``p`` — the detached copies an adjoint differentiates
-    on the backward pass — goes through ``torch.func.functional_call``. Same numbers, less overhead.
+    (they are the module's own parameters, or views of the flat vector put into the module between
+    :meth:`bind` and :meth:`unbind`). Any other ``p`` (the detached copies an adjoint differentiates on
+    the backward pass) goes through ``torch.func.functional_call``. Same numbers, less overhead.
     """
 
     def __init__(self, model: nn.Module, params: Any, as_dict: Callable[[Any], dict[str, torch.Tensor]]) -> None:
@@ -124,7 +125,8 @@ class BoundNetwork:
         self.active = not self.needs_swap
         self._saved: list[tuple[nn.Module, str, Any]] = []
 
-    def __enter__(self) -> BoundNetwork:
+    def bind(self) -> BoundNetwork:
+        """Put the solver's parameter tensors into the module (when they are not its own already)."""
         if self.needs_swap:
             for name, value in self.tensors.items():
                 owner_name, _, attr = name.rpartition(".")
@@ -134,11 +136,18 @@ class BoundNetwork:
             self.active = True
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def unbind(self) -> None:
+        """Give the module its own parameters back."""
         for owner, attr, old in reversed(self._saved):
             owner._parameters[attr] = old
         self._saved.clear()
         self.active = not self.needs_swap
+
+    def __enter__(self) -> BoundNetwork:
+        return self.bind()
+
+    def __exit__(self, *exc: object) -> None:
+        self.unbind()
 
     def _is_bound(self, p: Any) -> bool:
         if p is self.params:
@@ -173,12 +182,15 @@ class NeuralODE(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         params, as_dict = self.settings.solver_parameters(self.model)
-        with BoundNetwork(self.model, params, as_dict) as network:
+        network = BoundNetwork(self.model, params, as_dict).bind()
 
-            def dudt(t: torch.Tensor, u: torch.Tensor, p: Any) -> torch.Tensor:
-                return network(u.view(x.shape), p).reshape(-1)  # the state is a flat vector for the solver
+        def dudt(t: torch.Tensor, u: torch.Tensor, p: Any) -> torch.Tensor:
+            return network(u.view(x.shape), p).reshape(-1)  # the state is a flat vector for the solver
 
+        try:
             solution = self.settings.solve(dudt, x.reshape(-1), params)
+        finally:
+            network.unbind()
         return solution.view(-1, *x.shape)
 
     def extra_repr(self) -> str:
@@ -224,13 +236,16 @@ def NeuralODECompact(model: nn.Module, solver: str = "tsit5", tspan: Sequence[fl
 
     def neural_ode(layer: CompactLayer, x: torch.Tensor) -> torch.Tensor:
         params, as_dict = layer.settings.solver_parameters(layer.model)
-        with BoundNetwork(layer.model, params, as_dict) as network:
+        network = BoundNetwork(layer.model, params, as_dict).bind()
 
-            def dudt(t: torch.Tensor, u: torch.Tensor, p: Any) -> torch.Tensor:
-                # p holds the parameters of layer.model: the counterpart of Lux's `p.model`
-                return network(u.view(x.shape), p).reshape(-1)
+        def dudt(t: torch.Tensor, u: torch.Tensor, p: Any) -> torch.Tensor:
+            # p holds the parameters of layer.model: the counterpart of Lux's `p.model`
+            return network(u.view(x.shape), p).reshape(-1)
 
+        try:
             solution = layer.settings.solve(dudt, x.reshape(-1), params)
+        finally:
+            network.unbind()
         return solution.view(-1, *x.shape)
 
     settings = ODESettings(solver, tspan, sensealg, rtol, atol, flat_params, options)
@@ -298,3 +313,19 @@ def make_ode_layer(layer: str, model: nn.Module, **kwargs: Any) -> nn.Module:
     if layer not in LAYERS:
         raise InputError(f"unknown layer {layer!r}: choose one of {', '.join(LAYERS)}")
     return LAYERS[layer](model, **kwargs)
+
+
+class CallCounter(nn.Module):
+    """Identity layer with state: a ``calls`` buffer incremented at every forward call.
+
+    Put it inside an ODE right-hand side to see where each layer style keeps state that changes
+    during a solve (notebook 02).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("calls", torch.zeros((), dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return x

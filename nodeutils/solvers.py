@@ -144,6 +144,8 @@ def check_time_span(t: torch.Tensor | Sequence[float]) -> torch.Tensor:
         raise InputError(
             f"the time span must be a 1-D sequence of at least two times, like (0.0, 1.0); got shape {tuple(t.shape)}"
         )
+    if torch.compiler.is_compiling():  # value checks would break the graph; layers check their span when built
+        return t
     if not torch.isfinite(t).all():
         raise InputError(f"the time span contains NaN or infinity: {t.tolist()}")
     d = t[1:] - t[:-1]
@@ -158,8 +160,12 @@ def check_time_span(t: torch.Tensor | Sequence[float]) -> torch.Tensor:
 def check_tolerances(rtol: float, atol: float) -> None:
     """Raise :class:`InputError` unless both tolerances are positive finite numbers."""
     for name, value in (("rtol", rtol), ("atol", atol)):
-        v = torch.as_tensor(value, dtype=torch.float64)
-        if not torch.isfinite(v).all() or (v <= 0).any():
+        values = value.detach().reshape(-1).tolist() if isinstance(value, torch.Tensor) else [value]
+        try:
+            ok = all(math.isfinite(float(v)) and float(v) > 0 for v in values)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
             raise InputError(f"{name} must be a positive finite number such as 1e-3; got {value!r}")
 
 
@@ -220,7 +226,13 @@ class SolveCounter:
     nfe: int = 0
     steps: int = 0
     rejected: int = 0
-    t_reached: float | None = None  # end of the latest accepted step
+    sign: float = 1.0
+    last_step_end: torch.Tensor | None = None  # solver time at the end of the latest accepted step
+
+    @property
+    def t_reached(self) -> float | None:
+        """End of the latest accepted step, in the caller's time (None before the first step)."""
+        return None if self.last_step_end is None else self.sign * float(self.last_step_end)
 
 
 class _CheckedRHS:
@@ -234,7 +246,8 @@ class _CheckedRHS:
         self.shape_checked = False
 
     def __call__(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        self.counter.nfe += 1
+        if not torch.compiler.is_compiling():  # a Python counter would force recompilation at every call
+            self.counter.nfe += 1
         out = self.func(t, y)
         if not self.shape_checked:
             if not isinstance(out, torch.Tensor) or out.shape != y.shape:
@@ -325,10 +338,12 @@ def integrate(
     if method not in adaptive_methods():
         options.pop("max_num_steps")
 
-    if not bool(torch.isfinite(y0).all()):
+    # Value checks read tensors into Python; under torch.compile they would break the graph, so they are skipped.
+    checking = not torch.compiler.is_compiling()
+    if checking and not bool(torch.isfinite(y0).all()):
         raise _non_finite("initial state", float(t[0]), phase)
     adaptive = method in adaptive_methods()
-    checked = _CheckedRHS(func, counter, phase, check_every_call=not adaptive)
+    checked = _CheckedRHS(func, counter, phase, check_every_call=checking and not adaptive)
     _, wrapped, y0_, t_, rtol_, atol_, method_, options_, _, reversed_ = _check_inputs(
         checked, y0, t, rtol, atol, method, options, None, SOLVERS
     )
@@ -336,23 +351,25 @@ def integrate(
     sign = -1.0 if reversed_ else 1.0
     solution = DenseSolution(sign=sign) if dense else None
 
-    counter.t_reached = None
+    counter.sign, counter.last_step_end = sign, None
     if adaptive:
         take_step = solver._adaptive_step
 
         def checked_step(rk_state):  # noqa: ANN001, ANN202 - torchdiffeq's private state type
             new = take_step(rk_state)
-            if float(new.t1.detach()) > float(rk_state.t1.detach()):  # accepted
-                if not bool(torch.isfinite(new.y1).all()):
-                    raise _non_finite("state", sign * float(new.t0), phase, sign * float(new.t1))
-                counter.steps += 1
-                s0, s1 = float(new.t0.detach()), float(new.t1.detach())
-                counter.t_reached = sign * s1
-                if solution is not None:
-                    solution.add_step(s0, s1, new.interp_coeff)
-                if on_step is not None:
-                    on_step(sign * s0, sign * s1, new.interp_coeff)
-            else:
+            if new.t1 is not rk_state.t1:  # accepted (a rejected step keeps the very same time tensor)
+                if checking:
+                    if not bool(torch.isfinite(new.y1).all()):
+                        raise _non_finite("state", sign * float(new.t0), phase, sign * float(new.t1))
+                    counter.steps += 1
+                counter.last_step_end = new.t1
+                if solution is not None or on_step is not None:
+                    s0, s1 = float(new.t0.detach()), float(new.t1.detach())
+                    if solution is not None:
+                        solution.add_step(s0, s1, new.interp_coeff)
+                    if on_step is not None:
+                        on_step(sign * s0, sign * s1, new.interp_coeff)
+            elif checking:
                 counter.rejected += 1
                 if not bool(torch.isfinite(new.dt)):  # a NaN/inf error estimate: f blew up inside the step
                     t_from = float(rk_state.t1)
