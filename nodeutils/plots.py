@@ -9,7 +9,20 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-__all__ = ["show_digits", "show_source", "plot_horizon_sweep", "magnitude"]
+__all__ = [
+    "show_digits",
+    "show_source",
+    "plot_horizon_sweep",
+    "magnitude",
+    "plot_training",
+    "plot_trajectories",
+    "plot_confusion",
+    "plot_tolerance",
+    "CLASS_COLOURS",
+]
+
+#: One colour per digit (matplotlib's tab10).
+CLASS_COLOURS = plt.get_cmap("tab10").colors
 
 MISTAKE_COLOUR = "#c0392b"
 
@@ -80,5 +93,90 @@ def plot_horizon_sweep(rows: Sequence) -> Figure:
     ax_mem.set(xscale="log", yscale="log", title="Memory kept for the backward pass",
                xlabel="horizon T (time units)", ylabel="memory (KiB)")
     ax_err.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_training(history) -> Figure:  # noqa: ANN001 - a nodeutils.training.TrainingHistory
+    """Loss, training/test accuracy and forward function evaluations per epoch."""
+    epochs = np.arange(1, len(history.loss) + 1)
+    fig, (ax_loss, ax_acc, ax_nfe) = plt.subplots(1, 3, figsize=(13, 3.6))
+    ax_loss.plot(epochs, history.loss, marker="o")
+    ax_loss.set(title="Training loss", xlabel="epoch", ylabel="mean cross-entropy (nats)")
+    ax_acc.plot(epochs, history.train_accuracy, marker="o", label="training set")
+    ax_acc.plot(epochs, history.test_accuracy, marker="s", label="test set")
+    ax_acc.set(title="Accuracy", xlabel="epoch", ylabel="accuracy (%)")
+    ax_acc.legend()
+    ax_nfe.plot(epochs, history.nfe_forward, marker="o", label="forward")
+    if any(history.nfe_backward):
+        ax_nfe.plot(epochs, history.nfe_backward, marker="s", label="backward")
+    ax_nfe.set(title="ODE function evaluations per batch", xlabel="epoch", ylabel="evaluations of f",
+               ylim=(0, 1.25 * max(max(history.nfe_forward), max(history.nfe_backward, default=0), 1)))
+    ax_nfe.legend()
+    for ax in (ax_loss, ax_acc, ax_nfe):
+        ax.set_xticks(epochs)
+    fig.tight_layout()
+    return fig
+
+
+def plot_trajectories(paths: torch.Tensor, labels: Sequence[int], times: Sequence[float], time_index: int = -1,
+                      *, ax=None, title: str = "Hidden-state trajectories (PCA of the 20-D state)",  # noqa: ANN001
+                      explained: Sequence[float] | None = None) -> Figure:
+    """Paths of projected states (time, image, 2) coloured by class, with a dot at ``times[time_index]``."""
+    paths = torch.as_tensor(paths).detach().cpu().numpy()
+    labels = [int(v) for v in labels]
+    created = ax is None
+    fig = plt.figure(figsize=(6.4, 5.2)) if created else ax.figure
+    ax = fig.add_subplot() if created else ax
+    colours = [CLASS_COLOURS[c] for c in labels]
+    for i, colour in enumerate(colours):
+        ax.plot(paths[:, i, 0], paths[:, i, 1], color=colour, alpha=0.35, linewidth=0.9)
+        ax.plot(paths[0, i, 0], paths[0, i, 1], marker="x", color=colour, markersize=4, alpha=0.6)
+    ax.scatter(paths[time_index, :, 0], paths[time_index, :, 1], c=colours, s=28, edgecolors="black",
+               linewidths=0.4, zorder=3)
+    for digit in sorted(set(labels)):
+        ax.scatter([], [], color=CLASS_COLOURS[digit], label=str(digit))
+    pc = [f" ({100 * e:.0f}% of variance)" for e in explained] if explained else ["", ""]
+    ax.set(title=f"{title}\nt = {float(times[time_index]):.2f}   (x marks where each path starts)",
+           xlabel=f"principal component 1{pc[0]}", ylabel=f"principal component 2{pc[1]}")
+    ax.legend(title="digit", fontsize=7, ncols=2, loc="best")
+    if created:
+        fig.tight_layout()
+    return fig
+
+
+def plot_confusion(matrix: torch.Tensor, *, title: str = "Confusion matrix (test set)") -> Figure:
+    """Counts of true class (rows) against predicted class (columns), with the count in each cell."""
+    matrix = torch.as_tensor(matrix).cpu().numpy()
+    fig, ax = plt.subplots(figsize=(5.6, 5))
+    image = ax.imshow(matrix, cmap="Blues")
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            if matrix[i, j]:
+                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if matrix[i, j] > matrix.max() / 2 else "black")
+    ax.set(title=title, xlabel="predicted digit", ylabel="true digit", xticks=range(10), yticks=range(10))
+    fig.colorbar(image, ax=ax, label="number of images")
+    fig.tight_layout()
+    return fig
+
+
+def plot_tolerance(results: Sequence, current: float | None = None) -> Figure:  # noqa: ANN001 - ToleranceResult
+    """Forward NFE, accuracy and time per batch against the solver tolerance."""
+    results = sorted(results, key=lambda r: -r.tolerance)
+    tol = [r.tolerance for r in results]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    panels = [("nfe_per_batch", "Function evaluations per batch", "evaluations of f"),
+              ("accuracy", "Test accuracy", "accuracy (%)"),
+              ("seconds_per_batch", "Time per batch", "time (ms)")]
+    for ax, (field, title, ylabel) in zip(axes, panels):
+        values = [getattr(r, field) * (1e3 if field == "seconds_per_batch" else 1) for r in results]
+        ax.plot(tol, values, marker="o")
+        if current is not None and current in tol:
+            k = tol.index(current)
+            ax.plot([tol[k]], [values[k]], marker="o", markersize=12, fillstyle="none", color="crimson")
+        ax.set(xscale="log", title=title, xlabel="rtol = atol", ylabel=ylabel)
+        ax.invert_xaxis()
+    fig.suptitle("The trained model evaluated at other solver tolerances")
     fig.tight_layout()
     return fig

@@ -1,0 +1,136 @@
+"""Looking inside a trained Neural ODE classifier: trajectories, predictions, tolerance effects."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from .errors import InputError
+from .solvers import check_tolerances
+
+__all__ = [
+    "Trajectories",
+    "hidden_trajectories",
+    "PCA",
+    "predict",
+    "confusion_matrix",
+    "ToleranceResult",
+    "evaluate_at_tolerance",
+    "solver_settings",
+]
+
+
+@contextlib.contextmanager
+def solver_settings(model: nn.Module, **changes: object) -> Iterator[None]:
+    """Temporarily change the ODE layer's settings (``tspan``, ``rtol``, ``atol`` ...)."""
+    settings = model.ode.settings
+    saved = {name: getattr(settings, name) for name in changes}
+    try:
+        for name, value in changes.items():
+            setattr(settings, name, value)
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(settings, name, value)
+
+
+@dataclass
+class Trajectories:
+    """Hidden states u(t) of the ODE for a batch of images: ``states`` is (time, image, 20)."""
+
+    times: torch.Tensor
+    states: torch.Tensor
+    labels: torch.Tensor
+    predictions: torch.Tensor
+
+
+@torch.no_grad()
+def hidden_trajectories(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                        n_times: int = 21) -> Trajectories:
+    """Solve the model's ODE for ``images`` and keep the state at ``n_times`` equally spaced times."""
+    if n_times < 2:
+        raise InputError(f"n_times must be at least 2 (the start and the end); got {n_times}")
+    model.eval()
+    t0, t1 = model.ode.settings.tspan[0], model.ode.settings.tspan[-1]
+    times = torch.linspace(t0, t1, n_times, dtype=torch.float64)
+    start = model.encoder_act(model.encoder(model.flatten(model.check(images))))
+    with solver_settings(model, tspan=tuple(times.tolist())):
+        states = model.ode(start)
+    predictions = model.decoder(states[-1]).argmax(dim=1)
+    return Trajectories(times, states.cpu(), labels.cpu(), predictions.cpu())
+
+
+class PCA:
+    """Principal-component projection to 2-D, fitted on a set of points (e.g. final hidden states)."""
+
+    def __init__(self, points: torch.Tensor, components: int = 2) -> None:
+        points = points.double()
+        self.mean = points.mean(dim=0)
+        _, singular, vt = torch.linalg.svd(points - self.mean, full_matrices=False)
+        self.components = vt[:components]
+        variance = singular**2
+        self.explained = (variance[:components] / variance.sum()).tolist()
+
+    def __call__(self, points: torch.Tensor) -> torch.Tensor:
+        return (points.double() - self.mean) @ self.components.T
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Images, true labels and predicted labels for every item of ``loader``."""
+    model.eval()
+    device = next(model.parameters()).device
+    images, truth, predicted = [], [], []
+    for x, y in loader:
+        images.append(x)
+        truth.append(y)
+        predicted.append(model(x.to(device)).argmax(dim=1).cpu())
+    return torch.cat(images), torch.cat(truth), torch.cat(predicted)
+
+
+def confusion_matrix(truth: torch.Tensor, predicted: torch.Tensor, classes: int = 10) -> torch.Tensor:
+    """Counts[i, j] = number of images of class i predicted as class j."""
+    return torch.bincount(truth * classes + predicted, minlength=classes * classes).reshape(classes, classes)
+
+
+@dataclass
+class ToleranceResult:
+    """How the trained model behaves when its solver runs at another tolerance."""
+
+    tolerance: float
+    nfe_per_batch: float
+    accuracy: float  # %
+    seconds_per_batch: float
+
+
+@torch.no_grad()
+def evaluate_at_tolerance(model: nn.Module, loader: DataLoader, tolerance: float) -> ToleranceResult:
+    """Evaluate the trained ``model`` on ``loader`` with rtol = atol = ``tolerance``."""
+    check_tolerances(tolerance, tolerance)
+    model.eval()
+    device = next(model.parameters()).device
+    nfe, correct, total, seconds = [], 0, 0, 0.0
+    with solver_settings(model, rtol=float(tolerance), atol=float(tolerance)):
+        for x, y in loader:
+            start = time.perf_counter()
+            predicted = model(x.to(device)).argmax(dim=1).cpu()
+            seconds += time.perf_counter() - start
+            nfe.append(model.ode.stats.nfe_forward)
+            correct += int((predicted == y).sum())
+            total += len(y)
+    return ToleranceResult(float(tolerance), sum(nfe) / len(nfe), 100 * correct / total, seconds / len(nfe))
+
+
+def tolerance_grid(low: float = 1e-6, high: float = 1e-1) -> Sequence[float]:
+    """Decades from ``high`` down to ``low``: 1e-1, 1e-2, ..., 1e-6."""
+    out, value = [], high
+    while value >= low * (1 - 1e-9):
+        out.append(float(f"{value:.0e}"))
+        value /= 10
+    return out

@@ -1,0 +1,199 @@
+"""Interactive explorers (ipywidgets) with static matplotlib fallbacks.
+
+Each explorer keeps its data and a figure; moving a control recomputes what the figure shows and
+redraws it in an ``Output`` widget. Where there is no widget front end (a notebook executed by
+nbval, nbconvert or CI), :func:`show` displays the explorer's static figure instead. Set the
+environment variable ``NODEUTILS_STATIC_VIEWS=1`` to ask for static figures.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import torch
+from IPython.display import clear_output, display
+from matplotlib.figure import Figure
+from torch import nn
+from torch.utils.data import DataLoader
+
+from .analysis import PCA, ToleranceResult, Trajectories, evaluate_at_tolerance, tolerance_grid
+from .plots import plot_tolerance, plot_trajectories, show_digits
+
+__all__ = ["static_views", "show", "TrajectoryExplorer", "ToleranceExplorer", "MistakeExplorer"]
+
+
+def static_views() -> bool:
+    """True when explorers should render as static figures (``NODEUTILS_STATIC_VIEWS=1``)."""
+    return os.environ.get("NODEUTILS_STATIC_VIEWS", "").strip().lower() in {"1", "true", "yes"}
+
+
+def show(explorer: TrajectoryExplorer | ToleranceExplorer | MistakeExplorer) -> None:
+    """Display the explorer's widget, or its static figure where widgets cannot be shown."""
+    if static_views():
+        explorer.static_figure()
+        plt.show()
+    else:
+        display(explorer.widget)
+
+
+class _Explorer:
+    """Shared plumbing: a figure redrawn into an Output widget whenever a control changes."""
+
+    controls: list[widgets.Widget]
+
+    def __init__(self) -> None:
+        self.output = widgets.Output()
+        self.figure: Figure | None = None
+        self.redraws = 0
+
+    @property
+    def widget(self) -> widgets.VBox:
+        """Controls above the figure; the figure is drawn when the widget is first asked for."""
+        if self.figure is None:
+            self.update()
+        return widgets.VBox([widgets.HBox(self.controls), self.output])
+
+    def update(self) -> None:
+        raise NotImplementedError
+
+    def _draw(self, make_figure: Callable[[], Figure]) -> None:
+        if self.figure is not None:
+            plt.close(self.figure)
+        with plt.ioff():
+            self.figure = make_figure()
+        self.redraws += 1
+        with self.output:
+            clear_output(wait=True)
+            display(self.figure)
+
+
+class TrajectoryExplorer(_Explorer):
+    """Hidden-state paths projected to 2-D; a time slider moves every point along its path."""
+
+    def __init__(self, trajectories: Trajectories) -> None:
+        super().__init__()
+        self.trajectories = trajectories
+        self.pca = PCA(trajectories.states[-1])
+        self.paths = self.pca(trajectories.states)  # (time, image, 2)
+        self.slider = widgets.IntSlider(value=len(trajectories.times) - 1, min=0, max=len(trajectories.times) - 1,
+                                  description="time step", continuous_update=True)
+        self.slider.observe(lambda change: self.update(), names="value")
+        self.controls = [self.slider]
+
+    @property
+    def current_points(self) -> torch.Tensor:
+        """The projected states at the slider's time (image, 2)."""
+        return self.paths[self.slider.value]
+
+    def static_figure(self, time_index: int = -1) -> Figure:
+        return plot_trajectories(self.paths, self.trajectories.labels, self.trajectories.times.tolist(), time_index,
+                                 explained=self.pca.explained)
+
+    def update(self) -> None:
+        self._draw(lambda: self.static_figure(self.slider.value))
+
+
+class ToleranceExplorer(_Explorer):
+    """Re-evaluate the trained model at rtol = atol from 1e-1 to 1e-6; results are cached per tolerance."""
+
+    def __init__(self, model: nn.Module, loader: DataLoader, tolerances: Sequence[float] | None = None,
+                 initial: float = 1e-3) -> None:
+        super().__init__()
+        self.model, self.loader = model, loader
+        self.tolerances = list(tolerances or tolerance_grid())
+        self.cache: dict[float, ToleranceResult] = {}
+        self.evaluations = 0
+        self.slider = widgets.SelectionSlider(options=[(f"{t:.0e}", t) for t in self.tolerances],
+                                        value=min(self.tolerances, key=lambda t: abs(t - initial)),
+                                        description="rtol = atol", continuous_update=False)
+        self.label = widgets.HTML()
+        self.slider.observe(lambda change: self.update(), names="value")
+        self.controls = [self.slider, self.label]
+        self._describe(self.result(self.slider.value))
+
+    def result(self, tolerance: float) -> ToleranceResult:
+        """The evaluation at ``tolerance``, computed on the first visit only."""
+        if tolerance not in self.cache:
+            self.cache[tolerance] = evaluate_at_tolerance(self.model, self.loader, tolerance)
+            self.evaluations += 1
+        return self.cache[tolerance]
+
+    def static_figure(self) -> Figure:
+        return plot_tolerance([self.result(t) for t in self.tolerances], current=self.slider.value)
+
+    def _describe(self, r: ToleranceResult) -> None:
+        self.label.value = (f"<b>{r.nfe_per_batch:.1f}</b> evaluations of f per batch, "
+                            f"accuracy <b>{r.accuracy:.2f}%</b>, {1e3 * r.seconds_per_batch:.1f} ms per batch")
+
+    def update(self) -> None:
+        self._describe(self.result(self.slider.value))
+        self._draw(lambda: plot_tolerance(list(self.cache.values()), current=self.slider.value))
+
+
+class MistakeExplorer(_Explorer):
+    """Pick a true and a predicted class; see the images the model confused and their trajectories."""
+
+    def __init__(self, images: torch.Tensor, trajectories: Trajectories, max_images: int = 16) -> None:
+        super().__init__()
+        self.images, self.trajectories, self.max_images = images, trajectories, max_images
+        self.pca = PCA(trajectories.states[-1])
+        self.paths = self.pca(trajectories.states)
+        truth, predicted = trajectories.labels, trajectories.predictions
+        pairs = sorted({(int(t), int(p)) for t, p in zip(truth, predicted) if t != p},
+                       key=lambda tp: -int(((truth == tp[0]) & (predicted == tp[1])).sum()))
+        first = pairs[0] if pairs else (0, 0)
+        self.true_class = widgets.Dropdown(options=list(range(10)), value=first[0], description="true digit")
+        self.predicted_class = widgets.Dropdown(options=list(range(10)), value=first[1], description="predicted")
+        for control in (self.true_class, self.predicted_class):
+            control.observe(lambda change: self.update(), names="value")
+        self.controls = [self.true_class, self.predicted_class]
+
+    @property
+    def selected(self) -> torch.Tensor:
+        """Indices of the images with the chosen true and predicted class (at most ``max_images``)."""
+        mask = (self.trajectories.labels == self.true_class.value) & \
+               (self.trajectories.predictions == self.predicted_class.value)
+        return torch.nonzero(mask).flatten()[: self.max_images]
+
+    def static_figure(self, indices: torch.Tensor | None = None) -> Figure:
+        chosen = self.selected if indices is None else indices
+        t, p = self.true_class.value, self.predicted_class.value
+        if len(chosen) == 0:
+            fig, ax = plt.subplots(figsize=(6, 1.2))
+            ax.set_axis_off()
+            ax.set_title(f"No test image of a {t} was predicted as {p}")
+            return fig
+        fig = plt.figure(figsize=(12, 4.6))
+        grid = fig.add_gridspec(1, 2, width_ratios=[1.1, 1])
+        left = fig.add_subfigure(grid[0])
+        right = fig.add_subplot(grid[1])
+        n = len(chosen)
+        cols = min(4, n)
+        rows = (n + cols - 1) // cols
+        axes = left.subplots(rows, cols, squeeze=False)
+        for k, ax in enumerate(axes.flat):
+            ax.set_axis_off()
+            if k < n:
+                i = int(chosen[k])
+                ax.imshow(self.images[i].reshape(28, 28).numpy(), cmap="gray_r", vmin=0, vmax=1)
+                ax.set_title(f"#{i}: {t} -> {int(self.trajectories.predictions[i])}", fontsize=8)
+        left.suptitle(f"Test images of a {t} predicted as {p} ({n} shown)")
+        background = self.paths.numpy()
+        for i in range(background.shape[1]):
+            right.plot(background[:, i, 0], background[:, i, 1], color="0.85", linewidth=0.5, zorder=1)
+        plot_trajectories(self.paths[:, chosen], [t] * n, self.trajectories.times.tolist(), -1, ax=right,
+                          title="Their paths (grey: all test images)", explained=self.pca.explained)
+        return fig
+
+    def update(self) -> None:
+        self._draw(self.static_figure)
+
+
+def mistakes_figure(images: torch.Tensor, truth: torch.Tensor, predicted: torch.Tensor, limit: int = 16) -> Figure:
+    """A grid of (at most ``limit``) misclassified images with their true and predicted class."""
+    wrong = torch.nonzero(truth != predicted).flatten()[:limit]
+    return show_digits(images[wrong], truth[wrong], predicted[wrong], ncols=8,
+                       title=f"Misclassified test images ({int((truth != predicted).sum())} of {len(truth)})")
