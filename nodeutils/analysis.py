@@ -59,6 +59,7 @@ def hidden_trajectories(model: nn.Module, images: torch.Tensor, labels: torch.Te
     model.eval()
     t0, t1 = model.ode.settings.tspan[0], model.ode.settings.tspan[-1]
     times = torch.linspace(t0, t1, n_times, dtype=torch.float64)
+    images = images.to(next(model.parameters()).device)
     start = model.encoder_act(model.encoder(model.flatten(model.check(images))))
     with solver_settings(model, tspan=tuple(times.tolist())):
         states = model.ode(start)
