@@ -4,7 +4,7 @@ Both train the tutorial's model (same weights, same batches, Tsit5 at rtol = ato
 on the 1,500-image subset. Epochs alternate between the two so that machine noise hits both alike;
 the median epoch time of each is reported with the ratio.
 
-    python benchmarks/epoch_time.py [--epochs 5] [--sensealg autograd]
+    python benchmarks/epoch_time.py [--epochs 15] [--sensealg autograd]
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def epoch(model: nn.Module, optimiser: torch.optim.Optimizer, loader) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--sensealg", default="autograd",
                         help="nodeutils gradient method; 'autograd' is the like-for-like comparison")
     args = parser.parse_args()

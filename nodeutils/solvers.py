@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import functools
 import math
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -116,11 +117,12 @@ def available_methods() -> list[str]:
     return sorted(name for name in SOLVERS if name != "scipy_solver")
 
 
-def adaptive_methods() -> list[str]:
+@functools.cache
+def adaptive_methods() -> tuple[str, ...]:
     """Methods with step-size control and dense output (required by the continuous adjoints)."""
-    return sorted(
+    return tuple(sorted(
         n for n, cls in SOLVERS.items() if isinstance(cls, type) and issubclass(cls, RKAdaptiveStepsizeODESolver)
-    )
+    ))
 
 
 # --------------------------------------------------------------------------------------------
@@ -146,9 +148,11 @@ def check_time_span(t: torch.Tensor | Sequence[float]) -> torch.Tensor:
         )
     if torch.compiler.is_compiling():  # value checks would break the graph; layers check their span when built
         return t
+    d = t[1:] - t[:-1]
+    if bool(torch.isfinite(t).all() & ((d > 0).all() | (d < 0).all())):  # one read-back in the common case
+        return t
     if not torch.isfinite(t).all():
         raise InputError(f"the time span contains NaN or infinity: {t.tolist()}")
-    d = t[1:] - t[:-1]
     if not ((d > 0).all() or (d < 0).all()):
         raise InputError(
             f"the time span must be strictly increasing (or strictly decreasing to integrate backward); "
