@@ -23,6 +23,7 @@ __all__ = [
     "ToleranceResult",
     "evaluate_at_tolerance",
     "solver_settings",
+    "tolerance_grid",
 ]
 
 

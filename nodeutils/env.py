@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
+import subprocess
 import sys
 from importlib import metadata
 
@@ -11,7 +13,7 @@ import torch
 
 from .errors import InputError
 
-__all__ = ["pick_device", "versioninfo", "versioninfo_text", "cpu_name"]
+__all__ = ["pick_device", "versioninfo", "versioninfo_text", "cpu_name", "nvidia_driver_version"]
 
 _PACKAGES = ("torch", "torchdiffeq", "torchvision", "numpy", "matplotlib", "ipywidgets", "nodeutils")
 
@@ -39,6 +41,18 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def nvidia_driver_version() -> str:
+    """The NVIDIA driver version reported by ``nvidia-smi``, or "unknown"."""
+    if shutil.which("nvidia-smi") is None:
+        return "unknown"
+    try:
+        done = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                              capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return done.stdout.strip().splitlines()[0] if done.returncode == 0 and done.stdout.strip() else "unknown"
 
 
 def _version(package: str) -> str:
@@ -70,9 +84,7 @@ def versioninfo_text() -> str:
             free, total = torch.cuda.mem_get_info(i)
             lines.append(f"  {i}: {props.name} (sm_{props.major}{props.minor}, "
                          f"{free / 2**30:.3f} GiB / {total / 2**30:.3f} GiB available)")
-        driver = getattr(torch.cuda, "driver_version", None)
-        if callable(driver):
-            lines.append(f"CUDA driver {driver()}")
+        lines.append(f"NVIDIA driver {nvidia_driver_version()}")
     else:
         lines.append("CUDA: no GPU found")
     return "\n".join(lines)

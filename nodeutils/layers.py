@@ -291,7 +291,8 @@ class StatefulNeuralODE(NeuralODE):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         params, as_dict = self.settings.solver_parameters(self.model)
-        stateful = StatefulModel(self.model, state=self.state)
+        state = {name: value.to(x.device) for name, value in self.state.items()}  # follows the input's device
+        stateful = StatefulModel(self.model, state=state)
 
         def dudt(t: torch.Tensor, u: torch.Tensor, p: Any) -> torch.Tensor:
             return stateful(u.view(x.shape), as_dict(p)).reshape(-1)

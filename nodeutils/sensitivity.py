@@ -119,9 +119,6 @@ class SolveStats:
     steps_backward: int = 0
     stored_bytes: int = 0
 
-    def reset(self) -> None:
-        self.nfe_forward = self.nfe_backward = self.steps_forward = self.steps_backward = self.stored_bytes = 0
-
 
 # --------------------------------------------------------------------------------------------
 # Vector-Jacobian products
@@ -188,16 +185,15 @@ class _ModuleRHS:
 class _Problem:
     rhs: RHS
     leaves: Leaves
-    has_params: bool
     method: str
     rtol: float
     atol: float
     options: dict
     stats: SolveStats
 
-    def closed(self, leaves: Leaves | None = None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        leaves = self.leaves if leaves is None else leaves
-        return lambda t, u: self.rhs(t, u, leaves)
+    def closed(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """f(t, u) with the problem's own parameters."""
+        return lambda t, u: self.rhs(t, u, self.leaves)
 
 
 def _build_problem(func, params, method, rtol, atol, options, stats, sensealg) -> _Problem:
@@ -205,7 +201,7 @@ def _build_problem(func, params, method, rtol, atol, options, stats, sensealg) -
         named = [(n, p) for n, p in func.named_parameters() if p.requires_grad]
         names = [n for n, _ in named]
         leaves = tuple(p for _, p in named)
-        return _Problem(_ModuleRHS(func, names, leaves), leaves, True, method, rtol, atol, options, stats)
+        return _Problem(_ModuleRHS(func, names, leaves), leaves, method, rtol, atol, options, stats)
     if not callable(func):
         raise InputError(f"func must be an nn.Module or a callable f(t, y[, params]); got {type(func).__name__}")
     if params is None:
@@ -214,7 +210,7 @@ def _build_problem(func, params, method, rtol, atol, options, stats, sensealg) -
                 f"{type(sensealg).__name__} needs to know the parameters of f, but func is a plain callable "
                 "without params=: pass odeint(f, y0, t, params=...) with f(t, y, params), or make f an nn.Module"
             )
-        return _Problem(lambda t, u, leaves: func(t, u), (), False, method, rtol, atol, options, stats)
+        return _Problem(lambda t, u, leaves: func(t, u), (), method, rtol, atol, options, stats)
     flat, spec = pytree.tree_flatten(params)
     for i, leaf in enumerate(flat):
         if not isinstance(leaf, torch.Tensor) or not leaf.is_floating_point():
@@ -229,7 +225,7 @@ def _build_problem(func, params, method, rtol, atol, options, stats, sensealg) -
     def rhs(t, u, leaves):
         return func(t, u, pytree.tree_unflatten(list(leaves), spec))
 
-    return _Problem(rhs, tuple(flat), True, method, rtol, atol, options, stats)
+    return _Problem(rhs, tuple(flat), method, rtol, atol, options, stats)
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,7 +234,7 @@ def _build_problem(func, params, method, rtol, atol, options, stats, sensealg) -
 class SensitivityAlgorithm:
     """Base class: a way to compute gradients through :func:`odeint`."""
 
-    name: str = ""
+    name: str = ""  # short name, as used by make_sensealg and the CLI
     uses_dense_output = False
 
     def solve(self, problem: _Problem, y0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -609,13 +605,9 @@ class GaussAdjoint(_LambdaOnlyAdjoint):
 # --------------------------------------------------------------------------------------------
 # Entry points
 # --------------------------------------------------------------------------------------------
-SENSEALG_NAMES = {
-    "autograd": AutogradAdjoint,
-    "backsolve": BacksolveAdjoint,
-    "interpolating": InterpolatingAdjoint,
-    "quadrature": QuadratureAdjoint,
-    "gauss": GaussAdjoint,
-}
+#: Short names (as used by the CLI) -> algorithm classes.
+SENSEALG_NAMES = {cls.name: cls for cls in
+                  (AutogradAdjoint, BacksolveAdjoint, InterpolatingAdjoint, QuadratureAdjoint, GaussAdjoint)}
 
 
 def make_sensealg(

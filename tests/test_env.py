@@ -21,10 +21,10 @@ def test_versioninfo_with_a_mocked_cuda_device(monkeypatch):
                         lambda i: SimpleNamespace(name="Fake GPU 9000", major=9, minor=0))
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda i: (10 * 2**30, 16 * 2**30))
     monkeypatch.setattr(torch.backends.cudnn, "version", lambda: 90100)
-    monkeypatch.setattr(torch.cuda, "driver_version", lambda: "560.35", raising=False)
+    monkeypatch.setattr(env, "nvidia_driver_version", lambda: "560.35.03")
     text = env.versioninfo_text()
     assert "0: Fake GPU 9000 (sm_90, 10.000 GiB / 16.000 GiB available)" in text
-    assert "cuDNN 90100" in text
+    assert "cuDNN 90100" in text and "NVIDIA driver 560.35.03" in text
 
 
 def test_pick_device(monkeypatch):
@@ -34,3 +34,8 @@ def test_pick_device(monkeypatch):
         env.pick_device("cuda")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert env.pick_device("auto").type == "cuda"
+
+
+def test_driver_version_is_unknown_without_nvidia_smi(monkeypatch):
+    monkeypatch.setattr(env.shutil, "which", lambda name: None)
+    assert env.nvidia_driver_version() == "unknown"
