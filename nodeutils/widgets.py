@@ -71,29 +71,44 @@ class _Explorer:
 
 
 class TrajectoryExplorer(_Explorer):
-    """Hidden-state paths projected to 2-D; a time slider moves every point along its path."""
+    """Hidden-state paths projected to 2-D for the chosen digits; a time slider moves every point along its path.
 
-    def __init__(self, trajectories: Trajectories) -> None:
+    The projection (PCA) is fitted once on the final states of all images, so the picture does not
+    jump when the choice of digits changes.
+    """
+
+    def __init__(self, trajectories: Trajectories, digits: Sequence[int] = tuple(range(10))) -> None:
         super().__init__()
         self.trajectories = trajectories
         self.pca = PCA(trajectories.states[-1])
         self.paths = self.pca(trajectories.states)  # (time, image, 2)
-        self.slider = widgets.IntSlider(value=len(trajectories.times) - 1, min=0, max=len(trajectories.times) - 1,
-                                  description="time step", continuous_update=True)
-        self.slider.observe(lambda change: self.update(), names="value")
-        self.controls = [self.slider]
+        last = len(trajectories.times) - 1
+        self.slider = widgets.IntSlider(value=last, min=0, max=last, description="time step", continuous_update=True)
+        self.digits = widgets.SelectMultiple(options=list(range(10)), value=tuple(digits), rows=4,
+                                             description="digits")
+        for control in (self.slider, self.digits):
+            control.observe(lambda change: self.update(), names="value")
+        self.controls = [self.slider, self.digits]
+
+    @property
+    def shown(self) -> torch.Tensor:
+        """Indices of the images whose true digit is among the chosen ones."""
+        chosen = torch.tensor(sorted(self.digits.value), dtype=self.trajectories.labels.dtype)
+        return torch.nonzero(torch.isin(self.trajectories.labels, chosen)).flatten()
 
     @property
     def current_points(self) -> torch.Tensor:
-        """The projected states at the slider's time (image, 2)."""
-        return self.paths[self.slider.value]
+        """The projected states of the shown images at the slider's time (image, 2)."""
+        return self.paths[self.slider.value, self.shown]
 
-    def static_figure(self, time_index: int = -1) -> Figure:
-        return plot_trajectories(self.paths, self.trajectories.labels, self.trajectories.times.tolist(), time_index,
-                                 explained=self.pca.explained)
+    def static_figure(self, time_index: int | None = None) -> Figure:
+        index = self.slider.value if time_index is None else time_index
+        shown = self.shown
+        return plot_trajectories(self.paths[:, shown], self.trajectories.labels[shown],
+                                 self.trajectories.times.tolist(), index, explained=self.pca.explained)
 
     def update(self) -> None:
-        self._draw(lambda: self.static_figure(self.slider.value))
+        self._draw(self.static_figure)
 
 
 class ToleranceExplorer(_Explorer):

@@ -77,6 +77,17 @@ def test_trajectory_slider_moves_every_point(trained):
     assert "t = 0.40" in explorer.figure.axes[0].get_title()
 
 
+def test_trajectory_explorer_shows_only_the_chosen_digits(trained):
+    traj = trained[4]
+    explorer = widgets.TrajectoryExplorer(traj)
+    explorer.digits.value = (3, 8)
+    shown = explorer.shown
+    assert len(shown) == int(((traj.labels == 3) | (traj.labels == 8)).sum()) > 0
+    offsets = torch.as_tensor(explorer.figure.axes[0].collections[0].get_offsets().data)
+    assert torch.allclose(offsets, explorer.paths[-1, shown])
+    assert len(explorer.figure.axes[0].get_legend().get_texts()) == 2  # one legend entry per chosen digit
+
+
 def test_tolerance_explorer_caches_each_tolerance(trained, small_loaders):
     explorer = widgets.ToleranceExplorer(trained[0].model, small_loaders[1], tolerances=[1e-1, 1e-3, 1e-6])
     assert explorer.evaluations == 1 and list(explorer.cache) == [1e-3]
