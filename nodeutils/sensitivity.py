@@ -33,14 +33,14 @@ GaussAdjoint                ``GaussAdjoint(...)``            integrates lambda a
 
 Vector-Jacobian products (``autojacvec``), i.e. how lambda^T df/du and lambda^T df/dp are computed:
 
-==============  ===========================  ==============================================================
-Julia           ``autojacvec=``              PyTorch mechanism
-==============  ===========================  ==============================================================
-ZygoteVJP       ``"autograd"``               ``torch.autograd.grad`` on a graph built fresh for each call
-ReverseDiffVJP  ``"func"``                   ``torch.func.vjp``: a functional transform of f(u, p)
-autojacvec=false ``"jacobian"``              ``torch.func.jacrev`` builds the full Jacobian, then a product;
-                                             n times the work of a VJP, included to show why VJPs matter
-==============  ===========================  ==============================================================
+================  ===================  ==============================================================
+Julia             ``autojacvec=``      PyTorch mechanism
+================  ===================  ==============================================================
+ZygoteVJP         ``"autograd"``       ``torch.autograd.grad`` on a graph built fresh for each call
+ReverseDiffVJP    ``"func"``           ``torch.func.vjp``: a functional transform of f(u, p)
+autojacvec=false  ``"jacobian"``       ``torch.func.jacrev`` builds the full Jacobian, then a product;
+                                       n times the work of a VJP, included to show why VJPs matter
+================  ===================  ==============================================================
 
 One entry point, shaped like ``torchdiffeq.odeint``::
 
