@@ -15,37 +15,8 @@ import argparse
 
 import torch
 
-from nodeutils.benchmarking import cost_table, format_table, horizon_sweep
+from nodeutils.benchmarking import COST_ALGORITHMS, HORIZON_ALGORITHMS, cost_table, format_table, horizon_sweep
 from nodeutils.data import load_mnist
-from nodeutils.sensitivity import (
-    AutogradAdjoint,
-    BacksolveAdjoint,
-    GaussAdjoint,
-    InterpolatingAdjoint,
-    QuadratureAdjoint,
-)
-
-TRAINING_ALGORITHMS = {
-    "discrete (autograd)": AutogradAdjoint(),
-    "backsolve": BacksolveAdjoint(),
-    "backsolve (seminorm)": BacksolveAdjoint(seminorm=True),
-    "interpolating / autograd": InterpolatingAdjoint(autojacvec="autograd"),
-    "interpolating / func": InterpolatingAdjoint(autojacvec="func"),
-    "interpolating / jacobian": InterpolatingAdjoint(autojacvec="jacobian"),
-    "interpolating / checkpointed": InterpolatingAdjoint(checkpointing=True),
-    "quadrature / autograd": QuadratureAdjoint(autojacvec="autograd"),
-    "gauss / autograd": GaussAdjoint(autojacvec="autograd"),
-    "gauss / func": GaussAdjoint(autojacvec="func"),
-}
-
-HORIZON_ALGORITHMS = {
-    "discrete": AutogradAdjoint(),
-    "backsolve": BacksolveAdjoint(),
-    "interpolating": InterpolatingAdjoint(),
-    "interpolating (checkpointed)": InterpolatingAdjoint(checkpointing=True),
-    "gauss": GaussAdjoint(),
-    "gauss (checkpointed)": GaussAdjoint(checkpointing=True),
-}
 
 
 def main() -> None:
@@ -55,7 +26,7 @@ def main() -> None:
     torch.set_num_threads(2)
     x, y = next(iter(load_mnist(128, 0.9, subset=1500)[0]))
 
-    rows = cost_table(TRAINING_ALGORITHMS, x, y, repeats=args.repeats)
+    rows = cost_table(COST_ALGORITHMS, x, y, repeats=args.repeats)
     base = rows[0]
     print("Part 1: one training step of the tutorial model (batch 128, rtol = atol = 1e-3)")
     print(format_table(

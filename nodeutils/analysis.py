@@ -12,7 +12,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .errors import InputError
+from .models import encode
 from .solvers import check_tolerances
+from .training import predictions
 
 __all__ = [
     "Trajectories",
@@ -60,8 +62,7 @@ def hidden_trajectories(model: nn.Module, images: torch.Tensor, labels: torch.Te
     model.eval()
     t0, t1 = model.ode.settings.tspan[0], model.ode.settings.tspan[-1]
     times = torch.linspace(t0, t1, n_times, dtype=torch.float64)
-    images = images.to(next(model.parameters()).device)
-    start = model.encoder_act(model.encoder(model.flatten(model.check(images))))
+    start = encode(model, images)
     with solver_settings(model, tspan=tuple(times.tolist())):
         states = model.ode(start)
     predictions = model.decoder(states[-1]).argmax(dim=1)
@@ -83,16 +84,9 @@ class PCA:
         return (points.double() - self.mean) @ self.components.T
 
 
-@torch.no_grad()
 def predict(model: nn.Module, loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Images, true labels and predicted labels for every item of ``loader``."""
-    model.eval()
-    device = next(model.parameters()).device
-    images, truth, predicted = [], [], []
-    for x, y in loader:
-        images.append(x)
-        truth.append(y)
-        predicted.append(model(x.to(device)).argmax(dim=1).cpu())
+    images, truth, predicted = zip(*predictions(model, loader))
     return torch.cat(images), torch.cat(truth), torch.cat(predicted)
 
 

@@ -20,10 +20,23 @@ from torch import nn
 
 from .errors import SolverError
 from .models import create_model
-from .sensitivity import AutogradAdjoint, SensitivityAlgorithm, SolveStats, flat_grad, odeint, relative_error
+from .sensitivity import (
+    AutogradAdjoint,
+    BacksolveAdjoint,
+    GaussAdjoint,
+    InterpolatingAdjoint,
+    QuadratureAdjoint,
+    SensitivityAlgorithm,
+    SolveStats,
+    flat_grad,
+    odeint,
+    relative_error,
+)
 from .training import logitcrossentropy
 
 __all__ = [
+    "COST_ALGORITHMS",
+    "HORIZON_ALGORITHMS",
     "saved_tensor_bytes",
     "CostRow",
     "cost_table",
@@ -33,6 +46,30 @@ __all__ = [
     "linear_ode_gradient_errors",
     "format_table",
 ]
+
+#: The algorithms compared per training step of the tutorial model (notebook 03, benchmarks/sensitivity.py).
+COST_ALGORITHMS: dict[str, SensitivityAlgorithm] = {
+    "discrete (autograd)": AutogradAdjoint(),
+    "backsolve": BacksolveAdjoint(),
+    "backsolve (seminorm)": BacksolveAdjoint(seminorm=True),
+    "interpolating / autograd": InterpolatingAdjoint(autojacvec="autograd"),
+    "interpolating / func": InterpolatingAdjoint(autojacvec="func"),
+    "interpolating / jacobian": InterpolatingAdjoint(autojacvec="jacobian"),
+    "interpolating / checkpointed": InterpolatingAdjoint(checkpointing=True),
+    "quadrature / autograd": QuadratureAdjoint(autojacvec="autograd"),
+    "gauss / autograd": GaussAdjoint(autojacvec="autograd"),
+    "gauss / func": GaussAdjoint(autojacvec="func"),
+}
+
+#: The algorithms compared over growing integration horizons.
+HORIZON_ALGORITHMS: dict[str, SensitivityAlgorithm] = {
+    "discrete": AutogradAdjoint(),
+    "backsolve": BacksolveAdjoint(),
+    "interpolating": InterpolatingAdjoint(),
+    "interpolating (checkpointed)": InterpolatingAdjoint(checkpointing=True),
+    "gauss": GaussAdjoint(),
+    "gauss (checkpointed)": GaussAdjoint(checkpointing=True),
+}
 
 
 def saved_tensor_bytes(fn: Callable[[], Any], exclude: Sequence[torch.Tensor] = ()) -> tuple[Any, int]:

@@ -72,7 +72,6 @@ class ODESettings:
     def __init__(self, solver: str = "tsit5", tspan: Sequence[float] = (0.0, 1.0),
                  sensealg: SensitivityAlgorithm | str | None = None, rtol: float = 1e-3, atol: float = 1e-3,
                  flat_params: bool = False, options: dict | None = None) -> None:
-        check_method(solver)
         check_tolerances(rtol, atol)
         self.solver = solver
         self.tspan = tuple(float(x) for x in check_time_span(torch.as_tensor(tspan, dtype=torch.float64)))

@@ -12,7 +12,7 @@ from .errors import InputError
 from .layers import LastState, make_ode_layer
 from .sensitivity import InterpolatingAdjoint, SensitivityAlgorithm, SolveStats
 
-__all__ = ["ImageCheck", "create_model", "count_parameters", "ode_dynamics", "ode_stats", "TUTORIAL_SOLVER"]
+__all__ = ["ImageCheck", "create_model", "encode", "count_parameters", "ode_dynamics", "ode_stats", "TUTORIAL_SOLVER"]
 
 #: Solver settings of the tutorial: Tsit5 with rtol = atol = 1e-3 over t in [0, 1].
 TUTORIAL_SOLVER = {"solver": "tsit5", "tspan": (0.0, 1.0), "rtol": 1e-3, "atol": 1e-3}
@@ -81,6 +81,16 @@ def create_model(
     model.add_module("last", LastState())
     model.add_module("decoder", nn.Linear(20, 10))
     return model.to(pick_device(device))
+
+
+def encode(model: nn.Sequential, images: torch.Tensor) -> torch.Tensor:
+    """Run the layers before the Neural ODE: the state u(0) the ODE starts from."""
+    x = images.to(next(model.parameters()).device)
+    for name, layer in model.named_children():
+        if name == "ode":
+            return x
+        x = layer(x)
+    raise InputError("the model has no layer named 'ode': build it with create_model")
 
 
 def count_parameters(model: nn.Module) -> int:

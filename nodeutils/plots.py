@@ -18,6 +18,7 @@ __all__ = [
     "plot_trajectories",
     "plot_confusion",
     "plot_tolerance",
+    "mistakes_figure",
     "CLASS_COLOURS",
 ]
 
@@ -180,3 +181,10 @@ def plot_tolerance(results: Sequence, current: float | None = None) -> Figure:  
     fig.suptitle("The trained model evaluated at other solver tolerances")
     fig.tight_layout()
     return fig
+
+
+def mistakes_figure(images: torch.Tensor, truth: torch.Tensor, predicted: torch.Tensor, limit: int = 16) -> Figure:
+    """A grid of (at most ``limit``) misclassified images with their true and predicted class."""
+    wrong = torch.nonzero(truth != predicted).flatten()[:limit]
+    return show_digits(images[wrong], truth[wrong], predicted[wrong], ncols=8,
+                       title=f"Misclassified test images ({int((truth != predicted).sum())} of {len(truth)})")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ from .errors import InputError, TrainingDivergedError
 from .models import create_model, ode_stats
 from .sensitivity import SensitivityAlgorithm, make_sensealg
 
-__all__ = ["accuracy", "train", "TrainingHistory", "format_row", "logitcrossentropy"]
+__all__ = ["accuracy", "predictions", "train", "TrainingHistory", "format_row", "logitcrossentropy"]
 
 
 def logitcrossentropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -28,18 +28,26 @@ def logitcrossentropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
     return nn.functional.cross_entropy(logits, labels)
 
 
-@torch.no_grad()
-def accuracy(model: nn.Module, loader: DataLoader, device: str | torch.device | None = None) -> float:
-    """Fraction of correctly classified images (model in eval mode; no gradients)."""
+def predictions(model: nn.Module, loader: DataLoader,
+                device: str | torch.device | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Yield ``(images, labels, predicted labels)`` per batch, in eval mode and without gradients."""
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
+    try:
+        with torch.no_grad():
+            for x, y in loader:
+                yield x, y, model(x.to(device)).argmax(dim=1).cpu()
+    finally:
+        model.train(was_training)
+
+
+def accuracy(model: nn.Module, loader: DataLoader, device: str | torch.device | None = None) -> float:
+    """Fraction of correctly classified images (model in eval mode; no gradients)."""
     correct = total = 0
-    for x, y in loader:
-        pred = model(x.to(device)).argmax(dim=1)
-        correct += int((pred == y.to(device)).sum())
+    for _, y, predicted in predictions(model, loader, device):
+        correct += int((predicted == y).sum())
         total += len(y)
-    model.train(was_training)
     return correct / total
 
 

@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .analysis import PCA, ToleranceResult, Trajectories, evaluate_at_tolerance, tolerance_grid
-from .plots import plot_tolerance, plot_trajectories, show_digits
+from .plots import plot_tolerance, plot_trajectories
 
 __all__ = ["static_views", "show", "TrajectoryExplorer", "ToleranceExplorer", "MistakeExplorer"]
 
@@ -206,9 +206,3 @@ class MistakeExplorer(_Explorer):
     def update(self) -> None:
         self._draw(self.static_figure)
 
-
-def mistakes_figure(images: torch.Tensor, truth: torch.Tensor, predicted: torch.Tensor, limit: int = 16) -> Figure:
-    """A grid of (at most ``limit``) misclassified images with their true and predicted class."""
-    wrong = torch.nonzero(truth != predicted).flatten()[:limit]
-    return show_digits(images[wrong], truth[wrong], predicted[wrong], ncols=8,
-                       title=f"Misclassified test images ({int((truth != predicted).sum())} of {len(truth)})")
