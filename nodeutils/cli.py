@@ -23,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
                                          "with Adam and print the tutorial's per-epoch table.")
     tr.add_argument("--layer", choices=list(LAYERS), default="class",
                     help="ODE layer style: class-based, compact (function-defined) or stateful (default: class)")
-    tr.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (CUDA when available) (default: cpu)")
+    tr.add_argument("--device", default=None,
+                    help="cpu, cuda, cuda:N or auto (CUDA when available) (default: $NODEUTILS_DEVICE, else cpu)")
     tr.add_argument("--epochs", type=int, default=9, help="number of epochs (default: 9)")
     tr.add_argument("--subset", type=int, default=None,
                     help="use only the first N images (default: 1500 when CI=true, else every image of the source)")

@@ -13,15 +13,34 @@ import torch
 
 from .errors import InputError
 
-__all__ = ["pick_device", "versioninfo", "versioninfo_text", "cpu_name", "nvidia_driver_version"]
+__all__ = ["pick_device", "default_device_name", "DEVICE_VARIABLE", "versioninfo", "versioninfo_text", "cpu_name",
+           "nvidia_driver_version"]
 
 _PACKAGES = ("torch", "torchdiffeq", "torchvision", "numpy", "matplotlib", "ipywidgets", "nodeutils")
 
 
-def pick_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; ``"cpu"``/``"cuda"``/``"cuda:1"`` as given."""
+#: Environment variable that chooses the device when none is passed (``cpu``, ``cuda``, ``cuda:N`` or ``auto``).
+DEVICE_VARIABLE = "NODEUTILS_DEVICE"
+
+
+def default_device_name() -> str:
+    """The device asked for by ``NODEUTILS_DEVICE``, or ``"cpu"`` when it is unset or empty."""
+    return os.environ.get(DEVICE_VARIABLE, "").strip() or "cpu"
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """Resolve a device name: ``None`` -> ``NODEUTILS_DEVICE`` (default ``cpu``); ``"auto"`` -> CUDA when
+    available, else CPU; ``"cpu"``/``"cuda"``/``"cuda:1"`` as given.
+
+    The notebooks never name a device, so ``NODEUTILS_DEVICE=cuda`` (or ``auto``) moves all of their
+    training to a GPU, e.g. on a Colab GPU runtime, without editing a cell.
+    """
     if isinstance(device, torch.device):
         return device
+    if device is None:
+        device = default_device_name()
+        if device != "auto" and not (device == "cpu" or device.startswith("cuda")):
+            raise InputError(f"{DEVICE_VARIABLE}={device!r} is not a device: set it to cpu, cuda or auto, or unset it")
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if not isinstance(device, str) or not (device == "cpu" or device.startswith("cuda")):

@@ -291,7 +291,10 @@ class BacksolveAdjoint(SensitivityAlgorithm):
                 return problem.rhs(t_, y_, problem.leaves)
 
         dynamics = _CheckedRHS(_Dynamics(), SolveCounter(), "backsolve adjoint solve")
-        adjoint_options = {"max_num_steps": problem.options.get("max_num_steps", DEFAULT_MAX_NUM_STEPS)}
+        # Each backward interval ends exactly on its output time (no step past it): torchdiffeq's default
+        # overshoot would carry u(t) beyond the span, where reversed contracting dynamics blow up.
+        adjoint_options = {"max_num_steps": problem.options.get("max_num_steps", DEFAULT_MAX_NUM_STEPS),
+                           "step_t": t}
         if self.seminorm:
             adjoint_options["norm"] = "seminorm"
         with _friendly_solver_errors(t, problem.rtol, problem.atol, "backsolve adjoint solve"):
@@ -442,7 +445,7 @@ class InterpolatingAdjoint(_ContinuousAdjoint):
             z0 = torch.cat([lam.reshape(-1), mu])
             zs, _ = integrate(adjoint_rhs, z0, torch.tensor([grid[k + 1], grid[k]], dtype=torch.float64),
                               method=problem.method, rtol=rtol, atol=atol, options=problem.options, counter=counter,
-                              phase="backward (adjoint) solve")
+                              phase="backward (adjoint) solve", land_on_times=True)
             lam, mu = zs[-1][:n].view(shape).clone(), zs[-1][n:]
             lam = lam + grad_at.get(k, 0)
             _check_finite("state lambda", lam, grid[k])
@@ -525,7 +528,8 @@ class QuadratureAdjoint(_LambdaOnlyAdjoint):
         def on_interval(lambda_rhs, integrand, lam0, t_from, t_to, rtol, atol, counter, grads):
             lams, lam_dense = integrate(lambda_rhs, lam0, torch.tensor([t_from, t_to], dtype=torch.float64),
                                         method=problem.method, rtol=rtol, atol=atol, options=problem.options,
-                                        dense=True, counter=counter, phase="backward (adjoint) solve")
+                                        dense=True, counter=counter, phase="backward (adjoint) solve",
+                                        land_on_times=True)
             problem.stats.stored_bytes += lam_dense.nbytes()
             dtype = lam0.dtype
 
@@ -583,21 +587,18 @@ class GaussAdjoint(_LambdaOnlyAdjoint):
         fractions, weights = gauss_legendre(self.nodes)
 
         def on_interval(lambda_rhs, integrand, lam0, t_from, t_to, rtol, atol, counter, grads):
-            direction = 1.0 if t_to > t_from else -1.0
-
             def accumulate(s_start, s_end, coefficients):
-                # The last step may overshoot t_to (the solver then interpolates): integrate up to t_to only.
-                b = t_to if (s_end - t_to) * direction > 0 else s_end
+                # Steps land exactly on t_to (land_on_times), so every step lies inside [t_to, t_from].
                 for x, w in zip(fractions, weights):
-                    node = s_start + x * (b - s_start)
-                    lam_x = evaluate_polynomial(coefficients, (node - s_start) / (s_end - s_start))
-                    contribution = integrand(node, lam_x)
+                    node = s_start + x * (s_end - s_start)
+                    contribution = integrand(node, evaluate_polynomial(coefficients, x))
                     for acc, c in zip(grads, contribution):
-                        acc += (w * (s_start - b)) * c
+                        acc += (w * (s_start - s_end)) * c
 
             return integrate(lambda_rhs, lam0, torch.tensor([t_from, t_to], dtype=torch.float64),
                              method=problem.method, rtol=rtol, atol=atol, options=problem.options,
-                             on_step=accumulate, counter=counter, phase="backward (adjoint) solve")
+                             on_step=accumulate, counter=counter, phase="backward (adjoint) solve",
+                             land_on_times=True)
 
         return self.integrate_lambda(problem, record, grad_ys, on_interval)
 

@@ -211,10 +211,27 @@ class DenseSolution:
     def nbytes(self) -> int:
         return sum(c.numel() * c.element_size() for c in self.tensors())
 
+    @property
+    def span(self) -> tuple[float, float]:
+        """First and last time covered by the accepted steps, in the caller's time."""
+        return self.sign * self.knots[0], self.sign * self.knots[-1]
+
     def __call__(self, t: float | torch.Tensor) -> torch.Tensor:
-        """u(t). Slightly outside the solved span (where an overshooting step of another solve may
-        look) the nearest step's polynomial is extrapolated."""
+        """u(t) for t inside the solved span; anywhere else is refused.
+
+        Outside the span a step's polynomial would be extrapolated, and extrapolation amplifies the
+        rounding errors in its coefficients: a value read there is not the solution.
+        """
         s = self.sign * float(t)
+        lo, hi = self.knots[0], self.knots[-1]
+        slack = 1e-12 * max(abs(lo), abs(hi), hi - lo)  # the rounding of t0 + c * dt at a step's end
+        if not lo - slack <= s <= hi + slack:
+            a, b = self.span
+            raise InputError(
+                f"the dense solution covers t in [{min(a, b):.6g}, {max(a, b):.6g}] and cannot be evaluated at "
+                f"t={float(t):.6g}: extrapolating a step's polynomial does not give the solution. Solve over a span "
+                "that contains t"
+            )
         i = min(max(bisect.bisect_right(self.knots, s) - 1, 0), self.num_steps - 1)
         s0, s1 = self.knots[i], self.knots[i + 1]
         return evaluate_polynomial(self.coefficients[i], (s - s0) / (s1 - s0))
@@ -321,12 +338,18 @@ def integrate(
     on_step: Callable[[float, float, list[torch.Tensor]], None] | None = None,
     counter: SolveCounter | None = None,
     phase: str = "forward solve",
+    land_on_times: bool = False,
 ) -> tuple[torch.Tensor, DenseSolution | None]:
     """Solve dy/dt = func(t, y) and return the states at ``t`` (and the dense solution if asked).
 
     ``t`` may be increasing or decreasing. ``on_step(t_start, t_end, coefficients)`` is called after
     every accepted step with the step's interpolating polynomial (times in the caller's variable).
     Differentiable by plain autograd when called with gradients enabled.
+
+    By default an adaptive solver, as in torchdiffeq, lets its last step run past ``t[-1]`` and
+    interpolates back. ``land_on_times=True`` shortens the steps so that each one ends exactly on the
+    next time of ``t`` instead: no stage of any step then looks beyond the span. The adjoint solves
+    use it, because their right-hand side reads a stored forward solution that exists only there.
     """
     if not isinstance(y0, torch.Tensor):
         raise InputError(f"the initial state must be a tensor; got {type(y0).__name__}")
@@ -341,6 +364,14 @@ def integrate(
     options.setdefault("max_num_steps", DEFAULT_MAX_NUM_STEPS)
     if method not in adaptive_methods():
         options.pop("max_num_steps")
+    elif land_on_times:
+        step_t = options.get("step_t")
+        step_t = t if step_t is None else torch.cat([torch.as_tensor(step_t, dtype=t.dtype, device=t.device), t])
+        jump_t = options.get("jump_t")
+        if jump_t is not None:  # torchdiffeq refuses a time listed in both; a jump time is landed on anyway
+            jump_t = torch.as_tensor(jump_t, dtype=t.dtype, device=t.device)
+            step_t = step_t[~torch.isin(step_t, jump_t)]
+        options["step_t"] = torch.unique(step_t)
 
     # Value checks read tensors into Python; under torch.compile they would break the graph, so they are skipped.
     checking = not torch.compiler.is_compiling()

@@ -79,7 +79,7 @@ def format_row(epoch: int, epochs: int, seconds: float, train_acc: float, test_a
 def train(
     layer: str = "class",
     *,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
     epochs: int = 9,
     batch_size: int = 128,
     lr: float = 1e-3,
@@ -98,6 +98,7 @@ def train(
 
     ``sensealg`` is an algorithm object or a name (``"interpolating"``, ``"gauss"`` ...) combined
     with ``vjp``; ``"default"`` is the tutorial's InterpolatingAdjoint with autograd VJPs.
+    ``device=None`` trains where ``NODEUTILS_DEVICE`` says (the CPU when it is unset).
     """
     if not isinstance(epochs, int) or epochs < 1:
         raise InputError(f"epochs must be a positive integer; got {epochs!r}")

@@ -68,12 +68,21 @@ def _tutorial_gradient(sensealg, x):
     return flat_grad([p.grad for p in model.parameters()], list(model.parameters()))
 
 
-@pytest.mark.parametrize("sensealg", CONTINUOUS, ids=repr)
-def test_tutorial_model_gradient_agrees_with_discrete_backprop(sensealg):
+@pytest.fixture(scope="module")
+def tutorial_reference():
     x = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(1))
-    reference = _tutorial_gradient(AutogradAdjoint(), x)
-    error = relative_error(_tutorial_gradient(sensealg, x), reference)
-    assert error < 2e-2, f"relative error {error:.2e} at rtol = atol = 1e-3"
+    return x, _tutorial_gradient(AutogradAdjoint(), x)
+
+
+@pytest.mark.parametrize("sensealg", CONTINUOUS, ids=repr)
+def test_tutorial_model_gradient_agrees_with_discrete_backprop(sensealg, tutorial_reference):
+    # At the tutorial's tolerances the continuous adjoints differ from the discrete gradient only by the
+    # truncation error of the backward solve: measured 3.6e-6 to 5e-6 (max |dg| / max |g|) on several CPUs.
+    # Reading the forward solution outside its span (an overshooting last backward step) made it 2e-4 to 5e-4.
+    x, reference = tutorial_reference
+    gradient = _tutorial_gradient(sensealg, x)
+    error = float((gradient - reference).abs().max() / reference.abs().max())
+    assert error <= 1e-5, f"max |dg| / max |g| = {error:.2e} at rtol = atol = 1e-3"
 
 
 @pytest.mark.parametrize("sensealg", ALL, ids=repr)
@@ -195,3 +204,54 @@ def test_nan_in_the_backward_solve_names_the_time():
 def test_gradient_with_respect_to_time_is_refused():
     with pytest.raises(InputError, match="time points"):
         odeint(Linear(torch.eye(2)), torch.ones(2), torch.tensor([0.0, 1.0], requires_grad=True))
+
+
+def test_backward_solves_never_read_the_forward_solution_outside_its_span(monkeypatch):
+    """Every stage of every backward step lies inside the solved span, so no dense value is extrapolated."""
+    from nodeutils import solvers
+
+    seen = []
+    original = solvers.DenseSolution.__call__
+
+    def recording(self, t):
+        seen.append((float(t), self.span))
+        return original(self, t)
+
+    monkeypatch.setattr(solvers.DenseSolution, "__call__", recording)
+    x = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    algorithms = (InterpolatingAdjoint(), GaussAdjoint(), QuadratureAdjoint(), InterpolatingAdjoint(checkpointing=True))
+    for sensealg in algorithms:
+        seen.clear()
+        _tutorial_gradient(sensealg, x)
+        assert seen, sensealg
+        assert all(min(a, b) <= t <= max(a, b) for t, (a, b) in seen), sensealg
+        assert abs(min(t for t, _ in seen)) < 1e-12  # the last backward step lands on t0 (to rounding)
+
+
+def test_dense_solution_refuses_to_extrapolate():
+    from nodeutils.solvers import integrate
+
+    _, dense = integrate(lambda t, u: -u, torch.ones(2, dtype=torch.float64),
+                         torch.tensor([0.0, 1.0], dtype=torch.float64), rtol=1e-6, atol=1e-6, dense=True)
+    lo, hi = dense.span
+    assert lo == 0.0 and hi >= 1.0
+    assert torch.allclose(dense(0.5), torch.full((2,), torch.exp(torch.tensor(-0.5, dtype=torch.float64))), atol=1e-6)
+    with pytest.raises(InputError, match="cannot be evaluated at t=-0.1"):
+        dense(-0.1)
+    with pytest.raises(InputError, match="extrapolating"):
+        dense(hi + 0.5)
+
+
+@pytest.mark.parametrize("span", [(0.0, 1.0), (1.0, 0.0), (0.0, 0.3, 1.0)])
+def test_land_on_times_ends_every_step_on_the_output_times(span):
+    from nodeutils.solvers import integrate
+
+    t = torch.tensor(span, dtype=torch.float64)
+    steps = []
+    integrate(lambda t_, u: -u, torch.ones(1, dtype=torch.float64), t, rtol=1e-3, atol=1e-3,
+              on_step=lambda a, b, _: steps.append((a, b)), land_on_times=True)
+    ends = [b for _, b in steps]
+    assert ends[-1] == span[-1]
+    assert all(s in ends for s in span[1:])
+    direction = 1.0 if span[-1] > span[0] else -1.0
+    assert all((b - span[-1]) * direction <= 0 for b in ends)
