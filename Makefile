@@ -6,9 +6,8 @@ STAMP := $(VENV)/.installed
 # PyTorch is pinned to the release this project is tested with.
 TORCH := torch==2.14.1 torchvision==0.29.1
 RUN_ARGS ?= --subset 1500
-SANITIZE := notebooks/sanitize.cfg
 
-.PHONY: run test test-unit test-notebooks notebooks lab lint setup clean
+.PHONY: run test test-unit test-notebooks test-matrix notebooks lab lint setup clean
 
 setup: $(STAMP)
 
@@ -27,7 +26,13 @@ test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/
 
 test-notebooks: $(STAMP)
-	$(BIN)/python -m pytest -q --nbval --nbval-current-env --nbval-sanitize-with $(SANITIZE) notebooks/
+	$(BIN)/python -m pytest -q --nbval notebooks/
+
+# The notebook tests under each thread count and CPU kernel set (and CUDA when present): a table of cells.
+# MATRIX_ROWS picks rows, e.g. make test-matrix MATRIX_ROWS="threads=1 kernels=default".
+MATRIX_ROWS ?=
+test-matrix: $(STAMP)
+	$(BIN)/python scripts/test_matrix.py $(if $(MATRIX_ROWS),--rows $(MATRIX_ROWS),)
 
 # Re-execute every notebook in place (after changing nodeutils), storing static views as the tests expect.
 notebooks: $(STAMP)
