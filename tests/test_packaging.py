@@ -45,13 +45,22 @@ def test_ci_runs_the_test_command_from_the_readme():
     readme = (ROOT / "README.md").read_text()
     assert re.search(r"^make test\s", readme, flags=re.MULTILINE)
     ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
-    assert ci[-1] == "make test"
+    commands = [line for line in ci if not line.startswith(("set ", "cd "))]
+    assert commands[0] == "make test"  # the README's command first; further checks after it
 
 
 def test_makefile_pins_the_tested_torch_release_and_runs_both_suites():
     makefile = (ROOT / "Makefile").read_text()
     assert "torch==2.14.1 torchvision==0.29.1" in makefile
-    assert "pytest -q tests/" in makefile and "--nbval" in makefile and "notebooks/sanitize.cfg" in makefile
+    assert "pytest -q tests/" in makefile and "pytest -q --nbval notebooks/" in makefile
+
+
+def test_notebook_tests_need_no_extra_flags():
+    """`pytest --nbval notebooks/` as typed: notebooks/conftest.py supplies the sanitize file and the kernel."""
+    conftest = (ROOT / "notebooks" / "conftest.py").read_text()
+    assert 'with_name("sanitize.cfg")' in conftest and "nbval_current_env = True" in conftest
+    sections = re.findall(r"^\[(.+)\]$", (ROOT / "notebooks" / "sanitize.cfg").read_text(), flags=re.MULTILINE)
+    assert sections and all(len(name.split()) >= 2 for name in sections)  # each section says what it masks
 
 
 def test_embedded_data_ships_with_the_package():
