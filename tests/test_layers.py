@@ -35,9 +35,9 @@ def test_three_styles_compute_identical_outputs_and_gradients(flat_params):
         outs.append(out.detach())
         grads.append(torch.cat([p.grad.reshape(-1) for p in layer.parameters()]))
     assert outs[0].shape == (2, 5, 20)
-    for out, grad in zip(outs[1:], grads[1:]):
+    for out, grad in zip(outs[1:], grads[1:]):  # the same computation in three wrappers: bit-identical
         assert torch.equal(out, outs[0])
-        assert torch.allclose(grad, grads[0], rtol=1e-6, atol=1e-7)
+        assert torch.equal(grad, grads[0])
 
 
 def test_output_starts_at_the_input_and_last_state_keeps_the_end():

@@ -53,6 +53,10 @@ def test_training_curves_show_the_history(trained):
 def test_trajectories_start_at_the_encoding_and_predict_like_the_model(trained):
     _, images, truth, predicted, traj = trained
     assert traj.states.shape == (6, len(truth), 20)
+    model = trained[0].model
+    with torch.no_grad():  # the encoder written out: flatten, Linear(784, 20), tanh
+        encoding = torch.tanh(model.encoder(images.reshape(len(images), -1)))
+    assert torch.equal(traj.states[0], encoding)
     assert torch.equal(traj.predictions, predicted)
     assert float(traj.times[0]) == 0.0 and float(traj.times[-1]) == 1.0
     with pytest.raises(InputError, match="n_times"):
