@@ -197,7 +197,7 @@ def train(
             if progress:
                 bar.clear()
             done = len(history.epoch_time)
-            log(f"interrupted at epoch {epoch}/{epochs}: the history keeps {done} finished epoch{'s' * (done != 1)}")
+            log(f"interrupted at epoch {epoch}/{epochs} ({done} epoch{'s' * (done != 1)} finished)")
     finally:
         bar.close()
     return history
