@@ -175,7 +175,7 @@ def _read_idx(path: Path, kind: str) -> np.ndarray:
             f"{path} is truncated or malformed: its header announces {'x'.join(map(str, shape))} bytes of data "
             f"({expected} bytes in all) but the file holds {len(payload)}. Delete it and copy or download it again"
         )
-    return np.frombuffer(payload, dtype=np.uint8, offset=header).reshape(shape)
+    return np.frombuffer(payload, dtype=np.uint8, offset=header).reshape(shape).copy()  # writable, for torch
 
 
 def _read_torchvision(root: str | os.PathLike | None, download: bool) -> tuple[np.ndarray, np.ndarray]:
