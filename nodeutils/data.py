@@ -192,7 +192,7 @@ def _read_torchvision(root: str | os.PathLike | None, download: bool) -> tuple[n
         raise DataError(
             f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing from {raw}: copy "
             f"{'it' if len(missing) == 1 else 'them'} there (plain or .gz), "
-            + ("or allow the download (download=True) " if not download else "")
+            + ("allow the download (download=True), " if not download else "")
             + "or use the 5,000 images shipped with nodeutils: source='embedded'"
         )
     images = _read_idx(_existing(raw, TRAIN_FILES["images"]), "images")

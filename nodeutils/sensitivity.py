@@ -582,8 +582,7 @@ class GaussAdjoint(_LambdaOnlyAdjoint):
                  nodes: int = 4, checkpointing: bool = False, checkpoints: Sequence[float] | None = None) -> None:
         super().__init__(autojacvec, rtol, atol, checkpointing, checkpoints)
         self.nodes = check_int("nodes", nodes, minimum=1, maximum=64,
-                               hint="GaussAdjoint takes 1 to 64 quadrature nodes per step (4 integrates cubics x "
-                                    "lambda exactly)")
+                               hint="the number of Gauss-Legendre nodes per step, 1 to 64 (default 4)")
 
     def backward(self, problem, record, grad_ys):
         fractions, weights = gauss_legendre(self.nodes)

@@ -446,9 +446,9 @@ def integrate(
     # Value checks read tensors into Python; under torch.compile they would break the graph, so they are skipped.
     checking = not torch.compiler.is_compiling()
     if checking and not bool(torch.isfinite(y0).all()):
-        cause = ("the input is not finite: check the data (torch.isfinite(x).all()) and the layers before the ODE"
+        cause = ("the input is not finite. Check the data (torch.isfinite(x).all()) and the layers before the ODE"
                  if phase.startswith("forward") else
-                 "the values this solve starts from are not finite: check the loss and its gradient for NaN")
+                 "the values this solve starts from are not finite. Check the loss and its gradient for NaN")
         raise NonFiniteStateError(
             f"the initial state contains NaN or infinite values at t={float(t[0]):.6g} during the {phase}, "
             f"before the first step: {cause}"
