@@ -7,6 +7,13 @@ Everything a notebook needs is importable from here::
 
 from __future__ import annotations
 
+import sys as _sys
+
+if _sys.argv[:1] == ["-m"]:  # being loaded by `python -m nodeutils`: Ctrl-C now prints one line, not a traceback
+    from .cli import exit_quietly_on_interrupt
+
+    exit_quietly_on_interrupt()
+
 from . import solvers as solvers  # registers method="tsit5" with torchdiffeq
 from .data import load_mnist, onecold, onehot
 from .env import pick_device, versioninfo

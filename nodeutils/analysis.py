@@ -11,9 +11,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from .checks import check_int, check_number
 from .errors import InputError
-from .models import encode
-from .solvers import check_tolerances
+from .models import check_model, encode
+from .solvers import check_method, check_options, check_time_span, check_tolerances
 from .training import predictions
 
 __all__ = [
@@ -32,7 +33,8 @@ __all__ = [
 @contextlib.contextmanager
 def solver_settings(model: nn.Module, **changes: object) -> Iterator[None]:
     """Temporarily change the ODE layer's settings (``tspan``, ``rtol``, ``atol`` ...)."""
-    settings = model.ode.settings
+    settings = check_model(model).ode.settings
+    changes = _checked_settings(settings, changes)
     saved = {name: getattr(settings, name) for name in changes}
     try:
         for name, value in changes.items():
@@ -41,6 +43,40 @@ def solver_settings(model: nn.Module, **changes: object) -> Iterator[None]:
     finally:
         for name, value in saved.items():
             setattr(settings, name, value)
+
+
+_SETTINGS = ("tspan", "rtol", "atol", "solver", "options")
+
+
+def _checked_settings(settings: object, changes: dict[str, object]) -> dict[str, object]:
+    unknown = sorted(set(changes) - set(_SETTINGS))
+    if unknown:
+        raise InputError(f"solver_settings cannot change {', '.join(unknown)}: it changes {', '.join(_SETTINGS)}")
+    out = dict(changes)
+    if "tspan" in out:
+        span = out["tspan"]
+        try:
+            span = span if isinstance(span, torch.Tensor) else torch.as_tensor(span, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            pass  # check_time_span explains
+        out["tspan"] = tuple(float(x) for x in check_time_span(span).double())
+    for name in ("rtol", "atol"):
+        if name in out:
+            out[name] = check_number(name, out[name], example="1e-3")
+    if "solver" in out:
+        check_method(out["solver"], need_dense=settings.sensealg.uses_dense_output)
+    if "options" in out or "solver" in out:
+        out["options"] = check_options(out.get("solver", settings.solver), out.get("options", settings.options))
+    return out
+
+
+def _check_images_and_labels(images: object, labels: object) -> None:
+    if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor):
+        raise InputError(f"images and labels must be tensors (e.g. from predict(model, loader)); got "
+                         f"{type(images).__name__} and {type(labels).__name__}")
+    if labels.ndim != 1 or len(images) != len(labels):
+        raise InputError(f"expected one label per image; got {len(images)} images and labels shaped "
+                         f"{tuple(labels.shape)}")
 
 
 @dataclass
@@ -57,8 +93,9 @@ class Trajectories:
 def hidden_trajectories(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
                         n_times: int = 21) -> Trajectories:
     """Solve the model's ODE for ``images`` and keep the state at ``n_times`` equally spaced times."""
-    if n_times < 2:
-        raise InputError(f"n_times must be at least 2 (the start and the end); got {n_times}")
+    n_times = check_int("n_times", n_times, minimum=2, hint="at least the start and the end, e.g. 21")
+    check_model(model)
+    _check_images_and_labels(images, labels)
     model.eval()
     t0, t1 = model.ode.settings.tspan[0], model.ode.settings.tspan[-1]
     times = torch.linspace(t0, t1, n_times, dtype=torch.float64)
@@ -73,6 +110,10 @@ class PCA:
     """Principal-component projection to 2-D, fitted on a set of points (e.g. final hidden states)."""
 
     def __init__(self, points: torch.Tensor, components: int = 2) -> None:
+        if not isinstance(points, torch.Tensor) or points.ndim != 2 or len(points) < 2:
+            got = tuple(points.shape) if isinstance(points, torch.Tensor) else type(points).__name__
+            raise InputError(f"PCA needs a 2-D tensor of at least two points (points x features); got {got}")
+        components = check_int("components", components, minimum=1, maximum=points.shape[1])
         points = points.double()
         self.mean = points.mean(dim=0)
         _, singular, vt = torch.linalg.svd(points - self.mean, full_matrices=False)
@@ -86,12 +127,27 @@ class PCA:
 
 def predict(model: nn.Module, loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Images, true labels and predicted labels for every item of ``loader``."""
-    images, truth, predicted = zip(*predictions(model, loader))
+    batches = list(predictions(check_model(model), loader))
+    if not batches:
+        raise InputError("the loader holds no images, so there is nothing to predict: give it at least one image")
+    images, truth, predicted = zip(*batches)
     return torch.cat(images), torch.cat(truth), torch.cat(predicted)
 
 
 def confusion_matrix(truth: torch.Tensor, predicted: torch.Tensor, classes: int = 10) -> torch.Tensor:
     """Counts[i, j] = number of images of class i predicted as class j."""
+    classes = check_int("classes", classes, minimum=1)
+    for name, x in (("truth", truth), ("predicted", predicted)):
+        if not isinstance(x, torch.Tensor) or x.ndim != 1 or x.is_floating_point() or x.dtype == torch.bool:
+            got = f"{tuple(x.shape)} {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
+            raise InputError(f"{name} must be a 1-D tensor of integer labels; got {got}: pass labels, not scores "
+                             "(scores.argmax(dim=1))")
+        if len(x) and (int(x.min()) < 0 or int(x.max()) >= classes):
+            raise InputError(f"{name} holds labels outside 0..{classes - 1} (from {int(x.min())} to "
+                             f"{int(x.max())}): pass classes= large enough")
+    if truth.shape != predicted.shape:
+        raise InputError(f"truth and predicted must have one label per image each; got {len(truth)} and "
+                         f"{len(predicted)}")
     return torch.bincount(truth * classes + predicted, minlength=classes * classes).reshape(classes, classes)
 
 
@@ -109,6 +165,7 @@ class ToleranceResult:
 def evaluate_at_tolerance(model: nn.Module, loader: DataLoader, tolerance: float) -> ToleranceResult:
     """Evaluate the trained ``model`` on ``loader`` with rtol = atol = ``tolerance``."""
     check_tolerances(tolerance, tolerance)
+    check_model(model)
     model.eval()
     device = next(model.parameters()).device
     nfe, correct, total, seconds = [], 0, 0, 0.0
@@ -120,11 +177,16 @@ def evaluate_at_tolerance(model: nn.Module, loader: DataLoader, tolerance: float
             nfe.append(model.ode.stats.nfe_forward)
             correct += int((predicted == y).sum())
             total += len(y)
+    if not nfe:
+        raise InputError("the loader holds no images, so there is no accuracy to measure: give it at least one image")
     return ToleranceResult(float(tolerance), sum(nfe) / len(nfe), 100 * correct / total, seconds / len(nfe))
 
 
 def tolerance_grid(low: float = 1e-6, high: float = 1e-1) -> Sequence[float]:
     """Decades from ``high`` down to ``low``: 1e-1, 1e-2, ..., 1e-6."""
+    low, high = check_number("low", low, example="1e-6"), check_number("high", high, example="1e-1")
+    if low > high:
+        raise InputError(f"low={low:g} is above high={high:g}: swap them")
     out, value = [], high
     while value >= low * (1 - 1e-9):
         out.append(float(f"{value:.0e}"))

@@ -1,63 +1,169 @@
-"""Command line: ``python -m nodeutils train ...`` trains the tutorial model and prints its table."""
+"""Command line: ``python -m nodeutils train ...`` trains the tutorial model and prints its table.
+
+Ctrl-C at any point ends the program with one line (``interrupted at epoch 2/9``) and exit status 130.
+This module imports only the standard library at the top, so :func:`exit_quietly_on_interrupt` can
+be installed before PyTorch loads.
+"""
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 
-from .errors import NodeUtilsError
-from .layers import LAYERS
-from .sensitivity import SENSEALG_NAMES, VJP_CHOICES
+#: Intra-op threads used for training unless ``--threads`` says otherwise. One thread is as fast as two on an
+#: idle 2-core machine and many times faster when another process competes for the cores (README, "Threads").
+DEFAULT_THREADS = 1
+#: Exit status after Ctrl-C (128 + SIGINT, what shells report for an interrupted program).
+EXIT_INTERRUPTED = 130
+EXIT_USAGE = 2
 
-DEFAULT_SENSEALG = "interpolating"
+
+def exit_quietly_on_interrupt() -> None:
+    """Make Ctrl-C while the package loads print one line and exit with status 130 (no traceback)."""
+
+    def interrupted(signum: int, frame: object) -> None:
+        print("interrupted while loading nodeutils", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_INTERRUPTED)
+
+    try:
+        signal.signal(signal.SIGINT, interrupted)
+    except ValueError:  # not the main thread: keep Python's default
+        pass
+
+
+def _int_at_least(minimum: int, what: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+        return value
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number such as 1e-3, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number such as 1e-3, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m nodeutils``."""
+    from .layers import LAYERS
+    from .sensitivity import SENSEALG_NAMES, VJP_CHOICES
+
     parser = argparse.ArgumentParser(prog="python -m nodeutils",
                                      description="Neural ODE on MNIST: the tutorial's model in PyTorch.")
     commands = parser.add_subparsers(dest="command", required=True)
     tr = commands.add_parser("train", help="train the tutorial model and print one row per epoch",
                              description="Train Flatten -> Linear(784,20,tanh) -> Neural ODE -> Linear(20,10) "
-                                         "with Adam and print the tutorial's per-epoch table.")
+                                         "with Adam and print the tutorial's per-epoch table. Ctrl-C stops it "
+                                         "with one line and exit status 130.")
     tr.add_argument("--layer", choices=list(LAYERS), default="class",
                     help="ODE layer style: class-based, compact (function-defined) or stateful (default: class)")
     tr.add_argument("--device", default=None,
                     help="cpu, cuda, cuda:N or auto (CUDA when available) (default: $NODEUTILS_DEVICE, else cpu)")
-    tr.add_argument("--epochs", type=int, default=9, help="number of epochs (default: 9)")
-    tr.add_argument("--subset", type=int, default=None,
+    tr.add_argument("--epochs", type=_int_at_least(1, "a positive integer"), default=9,
+                    help="number of epochs (default: 9)")
+    tr.add_argument("--subset", type=_int_at_least(1, "a positive number of images"), default=None,
                     help="use only the first N images (default: 1500 when CI=true, else every image of the source)")
     tr.add_argument("--source", choices=["embedded", "torchvision"], default="embedded",
                     help="embedded: the 5,000 MNIST images shipped with nodeutils; torchvision: the full "
-                         "60,000-image training set, downloaded into ./data (default: embedded)")
-    tr.add_argument("--seed", type=int, default=0, help="seed of the weights and the batch order (default: 0)")
-    tr.add_argument("--sensealg", choices=list(SENSEALG_NAMES), default=DEFAULT_SENSEALG,
+                         "60,000-image training set, read from (or downloaded into) DATA_DIR/MNIST/raw "
+                         "(default: embedded)")
+    tr.add_argument("--data-dir", default=None, metavar="DATA_DIR",
+                    help="folder of the torchvision source (default: ./data)")
+    tr.add_argument("--seed", type=_int_at_least(0, "a non-negative integer"), default=0,
+                    help="seed of the weights and the batch order (default: 0)")
+    tr.add_argument("--sensealg", choices=list(SENSEALG_NAMES), default=None,
                     help="how gradients flow through the ODE solve (default: interpolating, as in the tutorial)")
-    tr.add_argument("--vjp", choices=list(VJP_CHOICES), default="autograd",
-                    help="vector-Jacobian products of the continuous adjoints (default: autograd)")
+    tr.add_argument("--vjp", choices=list(VJP_CHOICES), default=None,
+                    help="vector-Jacobian products of the continuous adjoints interpolating, quadrature and gauss "
+                         "(default: autograd)")
     tr.add_argument("--structured-params", action="store_true",
                     help="hand the solver the parameters in their own shapes instead of one flat vector")
-    tr.add_argument("--batch-size", type=int, default=128, help="mini-batch size (default: 128)")
-    tr.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 0.001)")
+    tr.add_argument("--batch-size", type=_int_at_least(1, "a positive integer"), default=128,
+                    help="mini-batch size (default: 128)")
+    tr.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate (default: 0.001)")
+    tr.add_argument("--threads", type=_int_at_least(1, "a positive number of threads"), default=None,
+                    help=f"CPU threads for PyTorch's operations (default: {DEFAULT_THREADS}, fastest for this "
+                         "small model, especially on a busy machine; see README)")
     tr.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
 
+def _check_combinations(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse flags that would be ignored, with the flag names the user typed."""
+    from .data import smallest_subset
+
+    tr = parser._subparsers._group_actions[0].choices["train"]  # noqa: SLF001 - argparse keeps subparsers here
+    if args.data_dir is not None and args.source != "torchvision":
+        tr.error("--data-dir is the folder of --source torchvision; the embedded images ship inside nodeutils: "
+                 "add --source torchvision, or drop --data-dir")
+    if args.vjp is not None and args.sensealg in ("autograd", "backsolve"):
+        tr.error(f"--vjp {args.vjp} has no effect with --sensealg {args.sensealg} (it takes its products from "
+                 "autograd): drop --vjp, or choose --sensealg interpolating, quadrature or gauss")
+    smallest = smallest_subset(0.9)
+    if args.subset is not None and args.subset < smallest:
+        tr.error(f"--subset {args.subset} leaves no image for testing after the 90/10 split: use --subset "
+                 f"{smallest} or more (500 or more for a meaningful test accuracy)")
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the process exit status."""
-    args = build_parser().parse_args(argv)
+    """Entry point; returns the process exit status (0, 2 for a usage error, 130 after Ctrl-C)."""
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on Ctrl-C is a KeyboardInterrupt
+    except ValueError:  # not the main thread
+        pass
+    phase = {"now": "before training started"}
+    try:
+        return _run(argv, phase)
+    except KeyboardInterrupt:
+        print(f"interrupted {phase['now']}", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+
+
+def _run(argv: Sequence[str] | None, phase: dict[str, str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_combinations(parser, args)
+    import torch
+
+    from .errors import NodeUtilsError
     from .training import train
 
+    torch.set_num_threads(args.threads or DEFAULT_THREADS)
     subset = "auto" if args.subset is None else args.subset
-    try:
-        history = train(args.layer, device=args.device, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                        sensealg=args.sensealg, vjp=args.vjp, structured_params=args.structured_params,
-                        seed=args.seed, subset=subset, source=args.source, progress=not args.no_progress)
-    except NodeUtilsError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            history = train(args.layer, device=args.device, epochs=args.epochs, batch_size=args.batch_size,
+                            lr=args.lr, sensealg=args.sensealg or "default", vjp=args.vjp,
+                            structured_params=args.structured_params, seed=args.seed, subset=subset,
+                            source=args.source, root=args.data_dir, progress=not args.no_progress,
+                            log=lambda line: print(line, flush=True))
+        except NodeUtilsError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_USAGE
+    phase["now"] = "after training"
+    if history.interrupted:  # train printed "interrupted at epoch k/n ..."
+        return EXIT_INTERRUPTED
     s = history.settings
     print(f"# layer={s['layer']} sensealg={s['sensealg']} structured_params={s['structured_params']} "
-          f"device={s['device']} train/test images={s['train_images']}/{s['test_images']} seed={s['seed']}")
+          f"device={s['device']} train/test images={s['train_images']}/{s['test_images']} seed={s['seed']} "
+          f"threads={torch.get_num_threads()}")
     return 0

@@ -38,3 +38,7 @@ class DataError(NodeUtilsError, OSError):
 
 class TrainingDivergedError(NodeUtilsError, RuntimeError):
     """The training loss became NaN or infinite."""
+
+
+class NodeUtilsWarning(UserWarning):
+    """A setting that works but probably does not do what was meant (e.g. a tiny test split)."""

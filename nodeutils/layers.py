@@ -29,9 +29,10 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from .checks import check_bool
 from .errors import InputError
 from .sensitivity import SensitivityAlgorithm, SolveStats, make_sensealg, odeint
-from .solvers import check_method, check_time_span, check_tolerances
+from .solvers import check_method, check_options, check_time_span, check_tolerances
 
 __all__ = [
     "NeuralODE",
@@ -74,12 +75,16 @@ class ODESettings:
                  flat_params: bool = False, options: dict | None = None) -> None:
         check_tolerances(rtol, atol)
         self.solver = solver
-        self.tspan = tuple(float(x) for x in check_time_span(torch.as_tensor(tspan, dtype=torch.float64)))
+        try:  # float64 from the start, so (0.0, 0.1) stays exactly 0.1
+            span = tspan if isinstance(tspan, torch.Tensor) else torch.as_tensor(tspan, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            span = tspan  # not numbers: check_time_span says what is wrong
+        self.tspan = tuple(float(x) for x in check_time_span(span).double())
         self.sensealg = make_sensealg(sensealg)
         check_method(solver, need_dense=self.sensealg.uses_dense_output)
         self.rtol, self.atol = float(rtol), float(atol)
-        self.flat_params = bool(flat_params)
-        self.options = dict(options or {})
+        self.flat_params = check_bool("flat_params", flat_params)
+        self.options = check_options(solver, options)
         self.stats = SolveStats()  # counts of the latest solve (and of its backward pass)
 
     def solver_parameters(self, model: nn.Module) -> tuple[Any, Callable[[Any], dict[str, torch.Tensor]]]:

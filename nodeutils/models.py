@@ -4,40 +4,74 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
+from .checks import check_bool, check_choice, check_int
 from .env import pick_device
 from .errors import InputError
-from .layers import LastState, make_ode_layer
+from .layers import LAYERS, LastState, make_ode_layer
 from .sensitivity import InterpolatingAdjoint, SensitivityAlgorithm, SolveStats
 
-__all__ = ["ImageCheck", "create_model", "encode", "count_parameters", "ode_dynamics", "ode_stats", "TUTORIAL_SOLVER"]
+__all__ = ["ImageCheck", "check_model", "create_model", "encode", "count_parameters", "ode_dynamics", "ode_stats",
+           "TUTORIAL_SOLVER"]
 
 #: Solver settings of the tutorial: Tsit5 with rtol = atol = 1e-3 over t in [0, 1].
 TUTORIAL_SOLVER = {"solver": "tsit5", "tspan": (0.0, 1.0), "rtol": 1e-3, "atol": 1e-3}
 
 
 class ImageCheck(nn.Module):
-    """Pass a batch of images through unchanged after checking its shape and dtype."""
+    """Check a batch of images and hand it on in the model's dtype and on its device.
 
-    def __init__(self, shape: tuple[int, ...] = (1, 28, 28)) -> None:
+    Accepted: floating-point tensors shaped (N, 1, 28, 28) with values in ``value_range`` (``[0, 1]``, as
+    :func:`~nodeutils.data.load_mnist` gives). float64 images (NumPy's default) and images on another
+    device are converted to the model's dtype and device, as ``encode`` does. Pixel values 0-255, integer
+    images, empty batches and models converted to float16/bfloat16 get an error that says what to do.
+    Set ``model.check.value_range = None`` to skip the range check (e.g. for normalised images).
+    """
+
+    def __init__(self, shape: tuple[int, ...] = (1, 28, 28), value_range: tuple[float, float] | None = (0.0, 1.0)
+                 ) -> None:
         super().__init__()
         self.shape = tuple(shape)
+        self.value_range = value_range
+        # Follows model.to(dtype/device): the dtype and device the rest of the model expects (not saved in state_dict).
+        self.register_buffer("reference", torch.zeros(0), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
+            fix = ": convert it with torch.as_tensor(x, dtype=torch.float32)" if isinstance(x, np.ndarray) else ""
             raise InputError(f"expected a tensor of images shaped (N, {', '.join(map(str, self.shape))}); "
-                             f"got {type(x).__name__}")
+                             f"got {type(x).__name__}{fix}")
         if not x.is_floating_point():
-            raise InputError(f"expected floating-point images in [0, 1]; got dtype {x.dtype}: use x.float() / 255")
+            scale = " / 255" if x.dtype == torch.uint8 else ""
+            raise InputError(f"expected floating-point images in [0, 1]; got dtype {x.dtype}: use x.float(){scale}"
+                             + (" (pixel values 0-255 scaled to [0, 1])" if scale else ""))
         if tuple(x.shape[1:]) != self.shape:
             hint = " (add the batch dimension with x.unsqueeze(0))" if tuple(x.shape) == self.shape else ""
             hint = hint or (" (add the channel dimension with x.unsqueeze(1))"
                             if tuple(x.shape[1:]) == self.shape[1:] else "")
             raise InputError(f"expected images shaped (N, {', '.join(map(str, self.shape))}); "
                              f"got {tuple(x.shape)}{hint}")
-        return x
+        if x.shape[0] == 0:
+            raise InputError("got an empty batch (0 images): pass at least one image, e.g. x[:1] rather than x[:0]")
+        dtype = self.reference.dtype
+        if dtype in (torch.float16, torch.bfloat16):
+            raise InputError(f"the model was converted to {dtype}, which resolves only 2-3 significant digits: the "
+                             "ODE solver's error control cannot work in it. Convert it back with model.float() "
+                             "(or model.double())")
+        if self.value_range is not None and not torch.compiler.is_compiling():
+            low, high = self.value_range
+            lo, hi = (float(v) for v in torch.aminmax(x.detach()))
+            if lo < low - 1e-6 or hi > high + 1e-6:  # NaN compares False: the solver reports NaN inputs itself
+                fix = ("divide by 255 (pixel values 0-255 -> [0, 1])" if 1.5 < hi <= 255.5 and lo >= -1e-6
+                       else "rescale them to [0, 1], e.g. (x - x.min()) / (x.max() - x.min())")
+                raise InputError(
+                    f"expected images with values in [{low:g}, {high:g}], as load_mnist gives; got values from "
+                    f"{lo:.4g} to {hi:.4g}: {fix}, or set model.check.value_range = None to skip this check"
+                )
+        return x.to(device=self.reference.device, dtype=dtype)
 
 
 def ode_dynamics() -> nn.Sequential:
@@ -66,7 +100,18 @@ def create_model(
     ComponentArray), ``True`` the parameters in their own shapes (its NamedTuple). ``sensealg``
     defaults to the tutorial's InterpolatingAdjoint with autograd VJPs.
     """
-    if sensealg == "default":
+    layer = check_choice("layer", layer, LAYERS)
+    structured_params = check_bool("structured_params", structured_params)
+    seed = check_int("seed", seed, minimum=0, maximum=2**63 - 1)
+    unknown = sorted(set(layer_kwargs) - {"options"})
+    if unknown:
+        raise InputError(f"create_model does not take {', '.join(unknown)}: it accepts layer, device, "
+                         "structured_params, sensealg, seed, solver, rtol, atol, tspan and options")
+    try:
+        device = pick_device(device)
+    except RuntimeError as err:  # e.g. torch.device("cuda:x")
+        raise InputError(f"unknown device {device!r} ({err}): use 'cpu', 'cuda', 'cuda:0' or 'auto'") from None
+    if isinstance(sensealg, str) and sensealg == "default":
         sensealg = InterpolatingAdjoint(autojacvec="autograd")
     torch.manual_seed(seed)
     encoder = nn.Linear(784, 20)
@@ -80,17 +125,26 @@ def create_model(
     model.add_module("ode", ode)
     model.add_module("last", LastState())
     model.add_module("decoder", nn.Linear(20, 10))
-    return model.to(pick_device(device))
+    return model.to(device)
 
 
 def encode(model: nn.Sequential, images: torch.Tensor) -> torch.Tensor:
     """Run the layers before the Neural ODE: the state u(0) the ODE starts from."""
-    x = images.to(next(model.parameters()).device)
+    check_model(model)
+    x = images.to(next(model.parameters()).device) if isinstance(images, torch.Tensor) else images
     for name, layer in model.named_children():
         if name == "ode":
             return x
         x = layer(x)
     raise InputError("the model has no layer named 'ode': build it with create_model")
+
+
+def check_model(model: object) -> nn.Module:
+    """``model`` if it has the ODE layer named ``ode`` that :func:`create_model` builds, else :class:`InputError`."""
+    if not isinstance(model, nn.Module) or not hasattr(model, "ode") or not hasattr(model.ode, "settings"):
+        raise InputError(f"expected a model built by create_model (with an ODE layer named 'ode'); got "
+                         f"{type(model).__name__}: build one with create_model() or pass history.model after train()")
+    return model
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -55,6 +55,7 @@ Gradients with respect to ``t`` are not computed, and the continuous adjoints ar
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +66,7 @@ import torchdiffeq
 from torch.func import functional_call
 from torch.utils import _pytree as pytree
 
+from .checks import check_bool, check_choice, check_int, check_number, describe
 from .errors import InputError, NonFiniteStateError
 from .solvers import (
     DEFAULT_MAX_NUM_STEPS,
@@ -73,6 +75,9 @@ from .solvers import (
     _CheckedRHS,
     _friendly_solver_errors,
     check_method,
+    check_options,
+    check_precision,
+    check_state,
     check_time_span,
     check_tolerances,
     evaluate_polynomial,
@@ -276,7 +281,7 @@ class BacksolveAdjoint(SensitivityAlgorithm):
     name = "backsolve"
 
     def __init__(self, seminorm: bool = False) -> None:
-        self.seminorm = bool(seminorm)
+        self.seminorm = check_bool("seminorm", seminorm)
 
     def solve(self, problem: _Problem, y0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         stats = problem.stats
@@ -311,16 +316,16 @@ class _ContinuousAdjoint(SensitivityAlgorithm):
 
     def __init__(self, autojacvec: str = "autograd", rtol: float | None = None, atol: float | None = None,
                  checkpointing: bool = False, checkpoints: Sequence[float] | None = None) -> None:
-        if autojacvec not in VJP_CHOICES:
-            raise InputError(f"unknown autojacvec {autojacvec!r}: choose one of {', '.join(VJP_CHOICES)}")
+        self.autojacvec = check_vjp(autojacvec)
+        # None: the forward solve's tolerances. 0 is refused rather than read as "unset".
+        self.rtol = None if rtol is None else check_number("rtol", rtol, example="1e-6 (or None for the forward rtol)")
+        self.atol = None if atol is None else check_number("atol", atol, example="1e-6 (or None for the forward atol)")
+        self.checkpointing = check_bool("checkpointing", checkpointing)
         if checkpoints is not None and not checkpointing:
             raise InputError(
                 "checkpoints were given but checkpointing=False: pass checkpointing=True to use them, or drop them"
             )
-        self.autojacvec = autojacvec
-        self.rtol, self.atol = rtol, atol
-        self.checkpointing = bool(checkpointing)
-        self.checkpoints = None if checkpoints is None else [float(c) for c in checkpoints]
+        self.checkpoints = None if checkpoints is None else _check_checkpoints(checkpoints)
 
     def solve(self, problem: _Problem, y0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         check_method(problem.method, need_dense=True)
@@ -520,7 +525,8 @@ class QuadratureAdjoint(_LambdaOnlyAdjoint):
     def __init__(self, autojacvec: str = "autograd", rtol: float | None = None, atol: float | None = None,
                  max_panels: int = 64) -> None:
         super().__init__(autojacvec, rtol, atol)
-        self.max_panels = int(max_panels)
+        self.max_panels = check_int("max_panels", max_panels, minimum=1,
+                                    hint="the number of Gauss-Kronrod panels per interval, e.g. 64")
 
     def backward(self, problem, record, grad_ys):
         nodes, wk, wg = kronrod15_rule()
@@ -579,9 +585,8 @@ class GaussAdjoint(_LambdaOnlyAdjoint):
     def __init__(self, autojacvec: str = "autograd", rtol: float | None = None, atol: float | None = None,
                  nodes: int = 4, checkpointing: bool = False, checkpoints: Sequence[float] | None = None) -> None:
         super().__init__(autojacvec, rtol, atol, checkpointing, checkpoints)
-        if nodes < 1:
-            raise InputError(f"GaussAdjoint needs at least one quadrature node per step; got nodes={nodes}")
-        self.nodes = int(nodes)
+        self.nodes = check_int("nodes", nodes, minimum=1, maximum=64,
+                               hint="the number of Gauss-Legendre nodes per step, 1 to 64 (default 4)")
 
     def backward(self, problem, record, grad_ys):
         fractions, weights = gauss_legendre(self.nodes)
@@ -611,22 +616,80 @@ SENSEALG_NAMES = {cls.name: cls for cls in
                   (AutogradAdjoint, BacksolveAdjoint, InterpolatingAdjoint, QuadratureAdjoint, GaussAdjoint)}
 
 
+def check_vjp(autojacvec: object) -> str:
+    """``autojacvec`` if it names a VJP choice; Julia's ``autojacvec=false`` gets a pointer to ``"jacobian"``."""
+    hint = "Julia's autojacvec=false is autojacvec='jacobian' here" if isinstance(autojacvec, bool) else ""
+    return check_choice("autojacvec", autojacvec, VJP_CHOICES, hint)
+
+
+def _check_checkpoints(checkpoints: object) -> list[float]:
+    if isinstance(checkpoints, torch.Tensor):
+        checkpoints = checkpoints.detach().reshape(-1).tolist() if checkpoints.ndim <= 1 else checkpoints
+    if isinstance(checkpoints, (str, bytes, dict)) or not isinstance(checkpoints, (Sequence, np.ndarray)):
+        raise InputError(f"checkpoints must be a list of times inside the time span, like [0.5]; got "
+                         f"{describe(checkpoints)}")
+    return [check_number(f"checkpoints[{i}]", c, positive=False) for i, c in enumerate(checkpoints)]
+
+
 def make_sensealg(
-    name: str | SensitivityAlgorithm | None, vjp: str = "autograd", **kwargs: Any
+    name: str | SensitivityAlgorithm | None, vjp: str | None = None, **kwargs: Any
 ) -> SensitivityAlgorithm:
-    """Build an algorithm from its short name (``"gauss"``) and a VJP choice; objects pass through."""
-    if name is None:
-        return AutogradAdjoint()
+    """Build an algorithm from its short name (``"gauss"``) and a VJP choice; objects pass through.
+
+    ``vjp`` (default ``"autograd"``) applies to the continuous adjoints (interpolating, quadrature,
+    gauss). The discrete (``"autograd"``) and backsolve algorithms get their products from autograd,
+    so another ``vjp`` for them is refused rather than ignored.
+    """
+    if isinstance(name, type) and issubclass(name, SensitivityAlgorithm):
+        raise InputError(f"sensealg must be an algorithm object, not the class {name.__name__}: "
+                         f"write {name.__name__}() with parentheses")
+    if vjp is not None:
+        vjp = check_vjp(vjp)
     if isinstance(name, SensitivityAlgorithm):
+        if kwargs:
+            raise InputError(f"settings {sorted(kwargs)} cannot be applied to the ready-made {name!r}: "
+                             f"pass them to its constructor instead")
+        own = getattr(name, "autojacvec", "autograd")
+        if vjp is not None and vjp != own:
+            raise InputError(f"vjp={vjp!r} conflicts with {name!r}, which uses autojacvec={own!r}: "
+                             f"build it with autojacvec={vjp!r}, or drop vjp")
         return name
-    if name not in SENSEALG_NAMES:
-        raise InputError(f"unknown sensitivity algorithm {name!r}: choose one of {', '.join(SENSEALG_NAMES)}")
-    if vjp not in VJP_CHOICES:
-        raise InputError(f"unknown autojacvec {vjp!r}: choose one of {', '.join(VJP_CHOICES)}")
+    if name is None:
+        name = "autograd"
+    name = check_choice("sensitivity algorithm", name, SENSEALG_NAMES)
     cls = SENSEALG_NAMES[name]
-    if issubclass(cls, _ContinuousAdjoint):
-        return cls(autojacvec=vjp, **kwargs)
+    continuous = issubclass(cls, _ContinuousAdjoint)
+    if not continuous and vjp not in (None, "autograd"):
+        raise InputError(
+            f"vjp={vjp!r} has no effect with the {name!r} algorithm (it takes its products from autograd): "
+            f"drop it, or choose a continuous adjoint that uses it: interpolating, quadrature or gauss"
+        )
+    if continuous:
+        kwargs = {"autojacvec": vjp or "autograd", **kwargs}
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = sorted(k for k in kwargs if k not in accepted)
+    if unknown:
+        raise InputError(f"{cls.__name__} does not take {', '.join(unknown)}: it accepts "
+                         f"{', '.join(accepted) or 'no settings'}")
     return cls(**kwargs)
+
+
+def _check_func(func: object, params: object) -> None:
+    """Refuse a func that is not callable or cannot be called as f(t, y) (or f(t, y, params))."""
+    if not callable(func):
+        raise InputError(f"func must be an nn.Module or a callable f(t, y[, params]); got {describe(func)}")
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):  # builtins and some C callables have no signature: let them run
+        return
+    wanted = "(t, y)" if params is None else "(t, y, params)"
+    args = (0.0, 0.0) if wanted == "(t, y)" else (0.0, 0.0, 0.0)
+    try:
+        signature.bind(*args)
+    except TypeError:
+        fix = ("pass the parameters with params=..." if wanted == "(t, y)" and len(signature.parameters) == 3
+               else f"wrap it, e.g. lambda t, y{', params' if params is not None else ''}: f(y)")
+        raise InputError(f"func is called as f{wanted}, but its signature is {signature}: {fix}") from None
 
 
 def odeint(
@@ -646,19 +709,24 @@ def odeint(
 
     Same call as ``torchdiffeq.odeint`` plus ``sensealg`` (default: :class:`AutogradAdjoint`, i.e.
     backprop through the solver), ``params`` (explicit parameters for a callable ``func(t, y, params)``)
-    and ``stats`` (a :class:`SolveStats` to receive function-evaluation counts).
+    and ``stats`` (a :class:`SolveStats` to receive function-evaluation counts). ``y0`` must be a
+    float32 or float64 tensor; fixed-step methods (``"euler"``, ``"rk4"`` ...) need
+    ``options={"step_size": h}``.
     """
     sensealg = make_sensealg(sensealg)
-    if not isinstance(y0, torch.Tensor):
-        raise InputError(f"y0 must be a tensor; got {type(y0).__name__} (tuples of states are not supported)")
-    if not y0.is_floating_point():
-        raise InputError(f"y0 must be a floating-point tensor; got dtype {y0.dtype}: call y0.float()")
+    check_state(y0, name="y0")
     t = check_time_span(t)
     t = t.to(y0.device)
     check_tolerances(rtol, atol)
     check_method(method, need_dense=sensealg.uses_dense_output)
+    if not torch.compiler.is_compiling():
+        check_precision(y0.dtype, rtol, atol)
+        options = check_options(method, options)
+        _check_func(func, params)
     if t.requires_grad:
         raise InputError("gradients with respect to the time points are not supported: pass t.detach()")
+    if stats is not None and not isinstance(stats, SolveStats):
+        raise InputError(f"stats must be a SolveStats() to fill in, or None; got {describe(stats)}")
     stats = stats if stats is not None else SolveStats()
     problem = _build_problem(func, params, method, float(rtol), float(atol), dict(options or {}), stats, sensealg)
     return sensealg.solve(problem, y0, t)

@@ -16,16 +16,19 @@ from __future__ import annotations
 import bisect
 import contextlib
 import functools
+import inspect
 import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torchdiffeq._impl.misc import _check_inputs
 from torchdiffeq._impl.odeint import SOLVERS
 from torchdiffeq._impl.rk_common import RKAdaptiveStepsizeODESolver, _ButcherTableau
 
+from .checks import check_int, check_number, describe
 from .errors import InputError, NonFiniteStateError, StepLimitError, StepSizeUnderflowError
 
 __all__ = [
@@ -37,6 +40,9 @@ __all__ = [
     "check_time_span",
     "check_tolerances",
     "check_method",
+    "check_state",
+    "check_precision",
+    "check_options",
     "available_methods",
     "DEFAULT_MAX_NUM_STEPS",
 ]
@@ -139,7 +145,16 @@ def check_method(method: str, *, need_dense: bool = False) -> str:
 
 def check_time_span(t: torch.Tensor | Sequence[float]) -> torch.Tensor:
     """Return ``t`` as a 1-D tensor after checking it is finite and strictly monotone."""
-    t = torch.as_tensor(t)
+    if not isinstance(t, torch.Tensor):
+        if isinstance(t, (str, bytes)) or not isinstance(t, (Sequence, np.ndarray)):
+            raise InputError(f"the time span must be a sequence of at least two times, like (0.0, 1.0); "
+                             f"got {describe(t)}")
+        try:
+            t = torch.as_tensor(t)
+        except (TypeError, ValueError, RuntimeError):
+            raise InputError(f"the time span must hold numbers only, like (0.0, 1.0); got {describe(t)}") from None
+    if t.is_complex() or t.dtype == torch.bool:
+        raise InputError(f"the time span must hold real numbers, like (0.0, 1.0); got dtype {t.dtype}")
     if not t.is_floating_point():
         t = t.to(torch.get_default_dtype())
     if t.ndim != 1 or t.numel() < 2:
@@ -162,15 +177,94 @@ def check_time_span(t: torch.Tensor | Sequence[float]) -> torch.Tensor:
 
 
 def check_tolerances(rtol: float, atol: float) -> None:
-    """Raise :class:`InputError` unless both tolerances are positive finite numbers."""
+    """Raise :class:`InputError` unless both tolerances are positive finite numbers (one number each)."""
     for name, value in (("rtol", rtol), ("atol", atol)):
-        values = value.detach().reshape(-1).tolist() if isinstance(value, torch.Tensor) else [value]
-        try:
-            ok = all(math.isfinite(float(v)) and float(v) > 0 for v in values)
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise InputError(f"{name} must be a positive finite number such as 1e-3; got {value!r}")
+        check_number(name, value, example="1e-3")
+
+
+#: Floating-point types an ODE state may have. float16 and bfloat16 resolve only 3 and 2 significant
+#: digits: the adaptive step-size control cannot meet even rtol = 1e-3 with them.
+STATE_DTYPES = (torch.float32, torch.float64)
+
+
+def check_state(y0: object, *, name: str = "the initial state") -> torch.Tensor:
+    """Return ``y0`` if it is a non-empty float32 or float64 tensor, else raise :class:`InputError`."""
+    if not isinstance(y0, torch.Tensor):
+        fix = ": convert it with torch.as_tensor(y0, dtype=torch.float32)" if isinstance(y0, (np.ndarray, list)) else ""
+        raise InputError(f"{name} must be a tensor; got {type(y0).__name__}{fix}")
+    if y0.dtype in (torch.float16, torch.bfloat16):
+        raise InputError(
+            f"{name} has dtype {y0.dtype}, which resolves only about {2 if y0.dtype == torch.bfloat16 else 3} "
+            "significant digits: the solver's error control cannot work in it. Solve in float32 or float64 "
+            "(y0.float(), or model.float() for a model)"
+        )
+    if not y0.is_floating_point():
+        kind = "complex" if y0.is_complex() else "integer"
+        raise InputError(f"{name} must be a floating-point tensor (float32 or float64); got the {kind} dtype "
+                         f"{y0.dtype}: call .float()")
+    if y0.numel() == 0:
+        raise InputError(f"{name} is empty (shape {tuple(y0.shape)}): there is nothing to solve. For a model, "
+                         "pass a batch of at least one image")
+    return y0
+
+
+def check_precision(dtype: torch.dtype, rtol: float, atol: float) -> None:
+    """Refuse tolerances far below what ``dtype`` resolves: the solver would crawl to its step limit."""
+    eps = torch.finfo(dtype).eps
+    floor = 1e-3 * eps
+    if float(rtol) < floor and float(atol) < floor:
+        raise InputError(
+            f"rtol={float(rtol):g} and atol={float(atol):g} ask for more accuracy than a {dtype} state can hold "
+            f"(machine epsilon {eps:.1e}): loosen them to at least {floor:.0e}, or solve in float64 (y0.double())"
+        )
+
+
+@functools.cache
+def solver_options(method: str) -> tuple[str, ...]:
+    """Names accepted in ``options={...}`` by ``method`` (read from the solver's constructor)."""
+    names = {"norm"}
+    for cls in SOLVERS[method].__mro__:
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            continue
+        for p in inspect.signature(init).parameters.values():
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in _NOT_OPTIONS:
+                names.add(p.name)
+    return tuple(sorted(names))
+
+
+_NOT_OPTIONS = {"self", "func", "y0", "rtol", "atol"}
+_POSITIVE_OPTIONS = ("step_size", "first_step", "max_step", "safety", "ifactor", "dfactor")
+
+
+def check_options(method: str, options: object) -> dict:
+    """Return ``options`` as a new dict after checking every name and value against ``method``.
+
+    Fixed-step methods need ``step_size`` (or ``grid_constructor``): without it torchdiffeq takes a
+    single step per output interval, so ``method="euler"`` over (0, 1) would be one Euler step.
+    """
+    if options is None:
+        options = {}
+    if not isinstance(options, dict):
+        raise InputError(f"options must be a dict such as {{'max_num_steps': 1000}}; got {describe(options)}")
+    allowed = solver_options(method)
+    unknown = sorted(str(k) for k in options if k not in allowed)
+    if unknown:
+        raise InputError(f"option {', '.join(map(repr, unknown))} is not understood by method={method!r}: "
+                         f"it accepts {', '.join(allowed)}")
+    out = dict(options)
+    for key in _POSITIVE_OPTIONS:
+        if key in out and out[key] is not None:
+            out[key] = check_number(f"options[{key!r}]", out[key])
+    if "max_num_steps" in out:
+        out["max_num_steps"] = check_int("options['max_num_steps']", out["max_num_steps"], minimum=1)
+    if method not in adaptive_methods() and out.get("step_size") is None and out.get("grid_constructor") is None:
+        raise InputError(
+            f"method={method!r} takes fixed steps and was given no step size, so it would take one step per "
+            f"output interval: pass options={{'step_size': 0.01}} (a step size suited to your problem), or "
+            "use an adaptive method such as 'tsit5'"
+        )
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,7 +351,7 @@ class SolveCounter:
 
 
 class _CheckedRHS:
-    """Wraps f(t, y): counts calls, checks the first result's shape and, if asked, every result's finiteness.
+    """Wraps f(t, y): counts calls, checks the first result's shape (and finiteness), if asked every result's.
 
     Adaptive solvers are checked once per step instead (see :func:`integrate`), which is cheaper.
     """
@@ -277,6 +371,12 @@ class _CheckedRHS:
                     f"the right-hand side must return a tensor shaped like the state {tuple(y.shape)}; got {got}"
                 )
             self.shape_checked = True
+            if not torch.compiler.is_compiling() and not bool(torch.isfinite(out).all()):
+                raise NonFiniteStateError(  # the state is finite (checked before the solve): f itself is not
+                    f"the right-hand side returned NaN or infinite values at the start (t={float(t):.6g}) of the "
+                    f"{self.phase}, from a finite state: f itself produces them. Check f for a division by zero, "
+                    "log/sqrt of a negative number, or NaN/infinite parameters"
+                )
         if self.check_every_call and not bool(torch.isfinite(out).all()):
             what = "state" if not bool(torch.isfinite(y).all()) else "derivative"
             raise _non_finite(what, float(t), self.phase)
@@ -351,16 +451,17 @@ def integrate(
     next time of ``t`` instead: no stage of any step then looks beyond the span. The adjoint solves
     use it, because their right-hand side reads a stored forward solution that exists only there.
     """
-    if not isinstance(y0, torch.Tensor):
-        raise InputError(f"the initial state must be a tensor; got {type(y0).__name__}")
-    if not y0.is_floating_point():
-        raise InputError(f"the initial state must be a floating-point tensor; got dtype {y0.dtype}: call .float()")
+    check_state(y0)
     t = check_time_span(t).to(y0.device)
     check_tolerances(rtol, atol)
     want_steps = dense or on_step is not None
     check_method(method, need_dense=want_steps)
+    if torch.compiler.is_compiling():  # checked when the model was built; keep the traced graph free of Python checks
+        options = dict(options or {})
+    else:
+        check_precision(y0.dtype, rtol, atol)
+        options = check_options(method, options)
     counter = counter if counter is not None else SolveCounter()
-    options = dict(options or {})
     options.setdefault("max_num_steps", DEFAULT_MAX_NUM_STEPS)
     if method not in adaptive_methods():
         options.pop("max_num_steps")
@@ -376,7 +477,13 @@ def integrate(
     # Value checks read tensors into Python; under torch.compile they would break the graph, so they are skipped.
     checking = not torch.compiler.is_compiling()
     if checking and not bool(torch.isfinite(y0).all()):
-        raise _non_finite("initial state", float(t[0]), phase)
+        cause = ("the input is not finite. Check the data (torch.isfinite(x).all()) and the layers before the ODE"
+                 if phase.startswith("forward") else
+                 "the values this solve starts from are not finite. Check the loss and its gradient for NaN")
+        raise NonFiniteStateError(
+            f"the initial state contains NaN or infinite values at t={float(t[0]):.6g} during the {phase}, "
+            f"before the first step: {cause}"
+        )
     adaptive = method in adaptive_methods()
     checked = _CheckedRHS(func, counter, phase, check_every_call=checking and not adaptive)
     _, wrapped, y0_, t_, rtol_, atol_, method_, options_, _, reversed_ = _check_inputs(

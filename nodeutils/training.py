@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Iterator, Sized
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,9 +16,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .data import load_mnist
+from .checks import check_bool, check_callable, check_int, check_number, describe
+from .data import load_mnist, warn_if_small_test_set
 from .env import pick_device
-from .errors import InputError, TrainingDivergedError
+from .errors import InputError, NodeUtilsWarning, TrainingDivergedError
 from .models import create_model, ode_stats
 from .sensitivity import SensitivityAlgorithm, make_sensealg
 
@@ -48,7 +51,30 @@ def accuracy(model: nn.Module, loader: DataLoader, device: str | torch.device | 
     for _, y, predicted in predictions(model, loader, device):
         correct += int((predicted == y).sum())
         total += len(y)
+    if total == 0:
+        raise InputError("the loader holds no images, so there is no accuracy to measure: give it a dataset of at "
+                         "least one image (load_mnist's loaders always have some)")
     return correct / total
+
+
+#: Adam learning rates above this are far outside the usual range (1e-4 to 1e-2) and rarely train.
+LR_WARNING = 0.1
+
+
+def _check_loaders(loaders: object) -> tuple[DataLoader, DataLoader]:
+    if (not isinstance(loaders, (tuple, list)) or len(loaders) != 2
+            or not all(isinstance(x, DataLoader) for x in loaders)):
+        raise InputError(f"loaders must be a pair (train_loader, test_loader) of DataLoaders, as load_mnist returns; "
+                         f"got {describe(loaders)}")
+    for name, loader in zip(("training", "test"), loaders):
+        try:
+            n = len(loader.dataset)
+        except TypeError:  # an iterable dataset without a length: nothing to check up front
+            continue
+        if n == 0:
+            raise InputError(f"the {name} loader is empty (0 images): build it from at least one image, e.g. with "
+                             "load_mnist(subset=1500)")
+    return loaders[0], loaders[1]
 
 
 @dataclass
@@ -63,6 +89,17 @@ class TrainingHistory:
     nfe_backward: list[float] = field(default_factory=list)
     model: nn.Module | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    #: ``None`` after a complete run; ``"epoch k/n"`` when Ctrl-C stopped training during epoch k (the lists
+    #: then hold the k - 1 finished epochs, and ``model`` the weights as they were when it stopped).
+    interrupted: str | None = None
+
+    def truncate(self) -> None:
+        """Keep only the epochs every list has (after an interruption between two appends)."""
+        lists = (self.epoch_time, self.train_accuracy, self.test_accuracy, self.loss, self.nfe_forward,
+                 self.nfe_backward)
+        n = min(len(x) for x in lists)
+        for x in lists:
+            del x[n:]
 
     def rows(self) -> list[str]:
         n = self.settings.get("epochs", len(self.epoch_time))
@@ -84,11 +121,12 @@ def train(
     batch_size: int = 128,
     lr: float = 1e-3,
     sensealg: SensitivityAlgorithm | str | None = "default",
-    vjp: str = "autograd",
+    vjp: str | None = None,
     structured_params: bool = False,
     seed: int = 0,
     subset: int | None | str = "auto",
     source: str = "embedded",
+    root: str | os.PathLike | None = None,
     loaders: tuple[DataLoader, DataLoader] | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = print,
@@ -97,19 +135,44 @@ def train(
     """Train the tutorial model and print one row per epoch; return the :class:`TrainingHistory`.
 
     ``sensealg`` is an algorithm object or a name (``"interpolating"``, ``"gauss"`` ...) combined
-    with ``vjp``; ``"default"`` is the tutorial's InterpolatingAdjoint with autograd VJPs.
+    with ``vjp`` (``"autograd"`` when not given); ``"default"`` is the tutorial's InterpolatingAdjoint.
     ``device=None`` trains where ``NODEUTILS_DEVICE`` says (the CPU when it is unset).
+    ``loaders`` replaces the data arguments (``batch_size``, ``subset``, ``source``, ``root``).
+
+    Ctrl-C (or the notebook's interrupt button) stops training: the history returned keeps every
+    finished epoch, ``history.interrupted`` says where it stopped, and ``history.model`` holds the
+    weights as they were.
     """
-    if not isinstance(epochs, int) or epochs < 1:
-        raise InputError(f"epochs must be a positive integer; got {epochs!r}")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise InputError(f"lr must be a positive number such as 1e-3; got {lr!r}")
-    dev = pick_device(device)
-    if isinstance(sensealg, str) and sensealg != "default":
+    epochs = check_int("epochs", epochs, minimum=1, hint="the tutorial trains for 9")
+    batch_size = check_int("batch_size", batch_size, minimum=1, hint="the tutorial uses 128")
+    lr = check_number("lr", lr, example="1e-3")
+    if lr > LR_WARNING:
+        warnings.warn(f"lr={lr:g} is far above the usual range for Adam (1e-4 to 1e-2): training will probably "
+                      "diverge or stall; the tutorial uses 1e-3", NodeUtilsWarning, stacklevel=2)
+    seed = check_int("seed", seed, minimum=0, maximum=2**63 - 1)
+    structured_params = check_bool("structured_params", structured_params)
+    progress = check_bool("progress", progress)
+    if log is not None:
+        check_callable("log", log, "a function taking one line of text, such as print, or None")
+    if loaders is not None:
+        given = [f"{name}={value!r}" for name, value, default in (
+            ("batch_size", batch_size, 128), ("subset", subset, "auto"), ("source", source, "embedded"),
+            ("root", root, None)) if value != default]
+        if given:
+            raise InputError(f"{', '.join(given)} would be ignored because loaders were given: choose them when "
+                             "building the loaders (load_mnist(batch_size, subset=..., source=...)), or drop loaders")
+        train_loader, test_loader = _check_loaders(loaders)
+    dev = _device(device)
+    if sensealg == "default":
+        sensealg = "default" if vjp is None else "interpolating"
+    if sensealg != "default":
         sensealg = make_sensealg(sensealg, vjp)
     model = create_model(layer, device=dev, structured_params=structured_params, sensealg=sensealg, seed=seed,
                          **model_kwargs)
-    train_loader, test_loader = loaders or load_mnist(batch_size, 0.9, subset=subset, source=source, seed=seed)
+    if loaders is None:  # load_mnist warns about a test split too small to mean anything
+        train_loader, test_loader = load_mnist(batch_size, 0.9, subset=subset, source=source, root=root, seed=seed)
+    elif isinstance(getattr(test_loader, "dataset", None), Sized):
+        warn_if_small_test_set(len(test_loader.dataset))
     if train_loader.generator is not None:
         train_loader.generator.manual_seed(seed)  # reused loaders give the same batch order for the same seed
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
@@ -120,38 +183,67 @@ def train(
         "train_images": len(train_loader.dataset), "test_images": len(test_loader.dataset)})
     bar = tqdm(total=epochs * len(train_loader), desc="training", disable=not progress, leave=False,
                file=sys.stderr)
-    for epoch in range(1, epochs + 1):
-        model.train()
-        losses, nfe_f, nfe_b = [], [], []
-        start = time.perf_counter()
-        for step, (x, y) in enumerate(train_loader, 1):
-            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-            loss = logitcrossentropy(model(x), y)
-            value = loss.detach().item()
-            if not math.isfinite(value):
-                raise TrainingDivergedError(
-                    f"the training loss became {value} at epoch {epoch}, batch {step}: lower the learning rate "
-                    f"(lr={lr:g}) or check the inputs for NaN")
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            stats = ode_stats(model)
-            losses.append(value)
-            nfe_f.append(stats.nfe_forward)
-            nfe_b.append(stats.nfe_backward)
-            bar.update(1)
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        seconds = time.perf_counter() - start
-        history.epoch_time.append(seconds)
-        history.train_accuracy.append(100 * accuracy(model, train_loader, dev))
-        history.test_accuracy.append(100 * accuracy(model, test_loader, dev))
-        history.loss.append(sum(losses) / len(losses))
-        history.nfe_forward.append(sum(nfe_f) / len(nfe_f))
-        history.nfe_backward.append(sum(nfe_b) / len(nfe_b))
+    epoch = 0
+    try:
+        for epoch in range(1, epochs + 1):
+            _train_epoch(model, optimiser, train_loader, test_loader, dev, epoch, lr, history, bar)
+            if log is not None:
+                if progress:
+                    bar.clear()
+                log(history.rows()[-1])
+    except KeyboardInterrupt:
+        history.truncate()  # an epoch cut short leaves nothing behind
+        history.interrupted = f"epoch {epoch}/{epochs}"
         if log is not None:
             if progress:
                 bar.clear()
-            log(format_row(epoch, epochs, seconds, history.train_accuracy[-1], history.test_accuracy[-1]))
-    bar.close()
+            done = len(history.epoch_time)
+            log(f"interrupted at epoch {epoch}/{epochs} ({done} epoch{'s' * (done != 1)} finished)")
+    finally:
+        bar.close()
     return history
+
+
+def _device(device: object) -> torch.device:
+    try:
+        return pick_device(device)
+    except RuntimeError as err:  # e.g. torch.device("cuda:x")
+        raise InputError(f"unknown device {device!r} ({err}): use 'cpu', 'cuda', 'cuda:0' or 'auto'") from None
+
+
+def _train_epoch(model: nn.Module, optimiser: torch.optim.Optimizer, train_loader: DataLoader,
+                 test_loader: DataLoader, dev: torch.device, epoch: int, lr: float, history: TrainingHistory,
+                 bar: tqdm) -> None:
+    """One epoch of Adam steps, then the accuracies; appends one entry to every list of ``history``."""
+    model.train()
+    losses, nfe_f, nfe_b = [], [], []
+    start = time.perf_counter()
+    for step, (x, y) in enumerate(train_loader, 1):
+        x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+        loss = logitcrossentropy(model(x), y)
+        value = loss.detach().item()
+        if not math.isfinite(value):
+            raise TrainingDivergedError(
+                f"the training loss became {value} at epoch {epoch}, batch {step}: lower the learning rate "
+                f"(lr={lr:g}) or check the inputs for NaN")
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        stats = ode_stats(model)
+        losses.append(value)
+        nfe_f.append(stats.nfe_forward)
+        nfe_b.append(stats.nfe_backward)
+        bar.update(1)
+    if not losses:
+        raise InputError("the training loader gave no batch: build it from at least one image")
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    seconds = time.perf_counter() - start
+    train_acc = 100 * accuracy(model, train_loader, dev)
+    test_acc = 100 * accuracy(model, test_loader, dev)
+    history.epoch_time.append(seconds)
+    history.train_accuracy.append(train_acc)
+    history.test_accuracy.append(test_acc)
+    history.loss.append(sum(losses) / len(losses))
+    history.nfe_forward.append(sum(nfe_f) / len(nfe_f))
+    history.nfe_backward.append(sum(nfe_b) / len(nfe_b))

@@ -2,13 +2,15 @@
 
 Each explorer keeps its data and a figure; moving a control recomputes what the figure shows and
 redraws it in an ``Output`` widget. Where there is no widget front end (a notebook executed by
-nbval, nbconvert or CI), :func:`show` displays the explorer's static figure instead. Set the
-environment variable ``NODEUTILS_STATIC_VIEWS=1`` to ask for static figures.
+plain Python, a script, the terminal IPython shell), :func:`show` displays the explorer's static
+figure instead. A kernel run without a front end (nbval, nbconvert) looks like an interactive one:
+set the environment variable ``NODEUTILS_STATIC_VIEWS=1`` there (``=0`` forces widgets).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Sequence
 
 import ipywidgets as widgets
@@ -20,23 +22,71 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .analysis import PCA, ToleranceResult, Trajectories, evaluate_at_tolerance, tolerance_grid
+from .checks import check_int, check_number
+from .errors import InputError
+from .models import check_model
 from .plots import plot_tolerance, plot_trajectories
 
-__all__ = ["static_views", "show", "TrajectoryExplorer", "ToleranceExplorer", "MistakeExplorer"]
+__all__ = ["static_views", "widget_frontend", "show", "TrajectoryExplorer", "ToleranceExplorer", "MistakeExplorer"]
+
+
+def widget_frontend() -> bool:
+    """True inside a Jupyter kernel (JupyterLab, Notebook, VS Code, Colab), where a widget can be displayed.
+
+    False in a plain Python process, a script and the terminal IPython shell, which can only print a
+    widget's text form. A kernel driven without a front end (nbconvert, nbval) cannot be told apart
+    from an interactive one: set ``NODEUTILS_STATIC_VIEWS=1`` there.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with ipywidgets
+        return False
+    shell = get_ipython()
+    if shell is None:
+        return False
+    return "google.colab" in sys.modules or getattr(shell, "kernel", None) is not None
 
 
 def static_views() -> bool:
-    """True when explorers should render as static figures (``NODEUTILS_STATIC_VIEWS=1``)."""
-    return os.environ.get("NODEUTILS_STATIC_VIEWS", "").strip().lower() in {"1", "true", "yes"}
+    """True when explorers should render as static figures.
+
+    ``NODEUTILS_STATIC_VIEWS=1`` forces static figures and ``=0`` forces widgets; unset (or empty),
+    widgets are shown exactly where :func:`widget_frontend` finds a Jupyter kernel.
+    """
+    value = os.environ.get("NODEUTILS_STATIC_VIEWS", "").strip().lower()
+    if value in {"1", "true", "yes"}:
+        return True
+    if value in {"0", "false", "no"}:
+        return False
+    if value:
+        raise InputError(f"NODEUTILS_STATIC_VIEWS={value!r} is not understood: set it to 1 (static figures), "
+                         "0 (widgets) or leave it unset (widgets in Jupyter, figures elsewhere)")
+    return not widget_frontend()
 
 
 def show(explorer: TrajectoryExplorer | ToleranceExplorer | MistakeExplorer) -> None:
-    """Display the explorer's widget, or its static figure where widgets cannot be shown."""
+    """Display the explorer's widget in Jupyter, or its static figure where widgets cannot be shown."""
+    if not isinstance(explorer, _Explorer):
+        raise InputError(f"show() takes a TrajectoryExplorer, ToleranceExplorer or MistakeExplorer; got "
+                         f"{type(explorer).__name__}: for a matplotlib figure use plt.show()")
     if static_views():
         explorer.static_figure()
         plt.show()
     else:
         display(explorer.widget)
+
+
+def _check_trajectories(trajectories: object) -> None:
+    if not isinstance(trajectories, Trajectories):
+        raise InputError(f"expected the Trajectories returned by hidden_trajectories(model, images, labels); got "
+                         f"{type(trajectories).__name__}")
+
+
+def _check_digits(digits: object) -> tuple[int, ...]:
+    if isinstance(digits, (str, bytes)) or not isinstance(digits, (Sequence, set, frozenset, range)):
+        raise InputError(f"digits must be a list of digits 0-9, like [3, 8]; got {digits!r}")
+    out = tuple(sorted({check_int("each digit", d, minimum=0, maximum=9) for d in digits}))
+    return out
 
 
 class _Explorer:
@@ -78,6 +128,8 @@ class TrajectoryExplorer(_Explorer):
     """
 
     def __init__(self, trajectories: Trajectories, digits: Sequence[int] = tuple(range(10))) -> None:
+        _check_trajectories(trajectories)
+        digits = _check_digits(digits)
         super().__init__()
         self.trajectories = trajectories
         self.pca = PCA(trajectories.states[-1])
@@ -116,9 +168,19 @@ class ToleranceExplorer(_Explorer):
 
     def __init__(self, model: nn.Module, loader: DataLoader, tolerances: Sequence[float] | None = None,
                  initial: float = 1e-3) -> None:
+        check_model(model)
+        if not isinstance(loader, DataLoader):
+            raise InputError(f"loader must be a DataLoader (e.g. the test loader of load_mnist); got "
+                             f"{type(loader).__name__}")
+        if tolerances is not None:
+            if isinstance(tolerances, (str, bytes)) or not isinstance(tolerances, Sequence) or not tolerances:
+                raise InputError(f"tolerances must be a non-empty list such as [1e-1, 1e-3, 1e-6], or None for "
+                                 f"1e-1 ... 1e-6; got {tolerances!r}")
+            tolerances = [check_number(f"tolerances[{i}]", t, example="1e-3") for i, t in enumerate(tolerances)]
+        initial = check_number("initial", initial, example="1e-3")
         super().__init__()
         self.model, self.loader = model, loader
-        self.tolerances = list(tolerances or tolerance_grid())
+        self.tolerances = list(tolerances) if tolerances is not None else list(tolerance_grid())
         self.cache: dict[float, ToleranceResult] = {}
         self.evaluations = 0
         self.slider = widgets.SelectionSlider(options=[(f"{t:.0e}", t) for t in self.tolerances],
@@ -152,6 +214,12 @@ class MistakeExplorer(_Explorer):
     """Pick a true and a predicted class; see the images the model confused and their trajectories."""
 
     def __init__(self, images: torch.Tensor, trajectories: Trajectories, max_images: int = 16) -> None:
+        _check_trajectories(trajectories)
+        if not isinstance(images, torch.Tensor) or len(images) != len(trajectories.labels):
+            got = f"{len(images)} images" if isinstance(images, torch.Tensor) else type(images).__name__
+            raise InputError(f"images must be the tensor of the {len(trajectories.labels)} images the trajectories "
+                             f"were computed for; got {got}")
+        max_images = check_int("max_images", max_images, minimum=1, hint="e.g. 16")
         super().__init__()
         self.images, self.trajectories, self.max_images = images, trajectories, max_images
         self.pca = PCA(trajectories.states[-1])
