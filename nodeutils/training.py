@@ -216,7 +216,7 @@ def _train_epoch(model: nn.Module, optimiser: torch.optim.Optimizer, train_loade
                  bar: tqdm) -> None:
     """One epoch of Adam steps, then the accuracies; appends one entry to every list of ``history``."""
     model.train()
-    losses, nfe_f, nfe_b = [], [], []
+    losses, sizes, nfe_f, nfe_b = [], [], [], []
     start = time.perf_counter()
     for step, (x, y) in enumerate(train_loader, 1):
         x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
@@ -231,6 +231,7 @@ def _train_epoch(model: nn.Module, optimiser: torch.optim.Optimizer, train_loade
         optimiser.step()
         stats = ode_stats(model)
         losses.append(value)
+        sizes.append(len(y))
         nfe_f.append(stats.nfe_forward)
         nfe_b.append(stats.nfe_backward)
         bar.update(1)
@@ -244,6 +245,7 @@ def _train_epoch(model: nn.Module, optimiser: torch.optim.Optimizer, train_loade
     history.epoch_time.append(seconds)
     history.train_accuracy.append(train_acc)
     history.test_accuracy.append(test_acc)
-    history.loss.append(sum(losses) / len(losses))
+    # The mean over the epoch's images: a partial last batch weighs by its size, not as a full batch.
+    history.loss.append(sum(loss * size for loss, size in zip(losses, sizes)) / sum(sizes))
     history.nfe_forward.append(sum(nfe_f) / len(nfe_f))
     history.nfe_backward.append(sum(nfe_b) / len(nfe_b))

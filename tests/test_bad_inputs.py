@@ -533,6 +533,7 @@ def test_cli_corrupt_data_dir_file_is_named(tmp_path, capsys):
     assert status == 2 and "error: " in err and "train-labels-idx1-ubyte is not an MNIST labels file" in err
 
 
+@pytest.mark.filterwarnings("default:the test split has only")
 def test_cli_huge_learning_rate_prints_a_one_line_warning(capsys):
     main(["train", "--lr", "1e6", "--subset", "60", "--epochs", "1", "--sensealg", "autograd", "--no-progress"])
     err = capsys.readouterr().err

@@ -155,8 +155,6 @@ def test_one_epoch_matches_a_hand_written_adam_loop():
     assert history.test_accuracy == pytest.approx([_hand_accuracy(model, loaders[1])], rel=1e-15, abs=0)
 
 
-@pytest.mark.xfail(strict=True, reason="the epoch loss is the unweighted mean of batch means: a partial last "
-                                       "batch counts as much as a full one")
 def test_epoch_loss_weights_each_image_equally_with_a_partial_last_batch():
     loaders = _small_split(20, 4, 12)  # batches of 12 and 8
     history = train(epochs=1, loaders=loaders, progress=False, log=None)
