@@ -53,3 +53,16 @@ def test_ctrl_c_while_the_package_loads_prints_one_line_and_exits_130():
     assert status == 130, (status, out, err)
     assert out == "", (out, err)
     assert err.strip() in ("interrupted while loading nodeutils", "interrupted before training started"), err
+
+
+def test_a_reader_that_goes_away_ends_training_without_a_traceback():
+    process = subprocess.Popen(TRAIN, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().startswith("[1/50]")
+        process.stdout.close()  # like `python -m nodeutils train ... | head -1`
+        err = process.stderr.read()
+        assert process.wait(timeout=120) == 1, err
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "Traceback" not in err, err
