@@ -183,7 +183,6 @@ def train(
         "train_images": len(train_loader.dataset), "test_images": len(test_loader.dataset)})
     bar = tqdm(total=epochs * len(train_loader), desc="training", disable=not progress, leave=False,
                file=sys.stderr)
-    epoch = 0
     try:
         for epoch in range(1, epochs + 1):
             _train_epoch(model, optimiser, train_loader, test_loader, dev, epoch, lr, history, bar)
@@ -193,12 +192,13 @@ def train(
                 log(history.rows()[-1])
     except KeyboardInterrupt:
         history.truncate()  # an epoch cut short leaves nothing behind
-        history.interrupted = f"epoch {epoch}/{epochs}"
+        done = len(history.epoch_time)
+        running = min(done + 1, epochs)  # the epoch under way (the last one if Ctrl-C came while it was printed)
+        history.interrupted = f"epoch {running}/{epochs}"
         if log is not None:
             if progress:
                 bar.clear()
-            done = len(history.epoch_time)
-            log(f"interrupted at epoch {epoch}/{epochs} ({done} epoch{'s' * (done != 1)} finished)")
+            log(f"interrupted at epoch {running}/{epochs} ({done} epoch{'s' * (done != 1)} finished)")
     finally:
         bar.close()
     return history

@@ -39,8 +39,8 @@ def _interrupt(after_line: bool) -> tuple[int, str, str]:
 
 def test_ctrl_c_during_training_prints_one_line_and_exits_130():
     status, out, err = _interrupt(after_line=True)
-    assert status == 130
-    assert err == ""
+    assert status == 130, (status, out, err)
+    assert err == "", (out, err)
     rows = [line for line in out.splitlines() if line.startswith("[")]  # epochs that ended before the signal
     others = [line for line in out.splitlines() if not line.startswith("[")]
     assert len(others) == 1, out  # exactly one line besides the table
@@ -50,6 +50,19 @@ def test_ctrl_c_during_training_prints_one_line_and_exits_130():
 
 def test_ctrl_c_while_the_package_loads_prints_one_line_and_exits_130():
     status, out, err = _interrupt(after_line=False)
-    assert status == 130
-    assert out == ""
+    assert status == 130, (status, out, err)
+    assert out == "", (out, err)
     assert err.strip() in ("interrupted while loading nodeutils", "interrupted before training started"), err
+
+
+def test_a_reader_that_goes_away_ends_training_without_a_traceback():
+    process = subprocess.Popen(TRAIN, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().startswith("[1/50]")
+        process.stdout.close()  # like `python -m nodeutils train ... | head -1`
+        err = process.stderr.read()
+        assert process.wait(timeout=120) == 1, err
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "Traceback" not in err, err
