@@ -47,7 +47,10 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
         raise InputError(f"unknown device {device!r}: use 'cpu', 'cuda' or 'auto'")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"device {device!r} was requested but no CUDA GPU is available: use 'cpu' or 'auto'")
-    return torch.device(device)
+    try:
+        return torch.device(device)
+    except RuntimeError as err:  # e.g. "cuda:x"
+        raise InputError(f"unknown device {device!r} ({err}): use 'cpu', 'cuda', 'cuda:0' or 'auto'") from None
 
 
 def cpu_name() -> str:

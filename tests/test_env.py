@@ -39,3 +39,19 @@ def test_pick_device(monkeypatch):
 def test_driver_version_is_unknown_without_nvidia_smi(monkeypatch):
     monkeypatch.setattr(env.shutil, "which", lambda name: None)
     assert env.nvidia_driver_version() == "unknown"
+
+
+def test_nodeutils_device_variable_chooses_the_default_device(monkeypatch):
+    from nodeutils.env import pick_device
+    from nodeutils.errors import InputError
+
+    monkeypatch.delenv("NODEUTILS_DEVICE", raising=False)
+    assert pick_device().type == "cpu"
+    monkeypatch.setenv("NODEUTILS_DEVICE", "cpu")
+    assert pick_device(None).type == "cpu"
+    monkeypatch.setenv("NODEUTILS_DEVICE", "auto")
+    assert pick_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert pick_device("cpu").type == "cpu"  # an explicit device wins over the variable
+    monkeypatch.setenv("NODEUTILS_DEVICE", "gpu")
+    with pytest.raises(InputError, match="NODEUTILS_DEVICE='gpu' is not a device"):
+        pick_device()
