@@ -1,0 +1,184 @@
+"""Execute each notebook top to bottom in a fresh kernel and measure the kernel's peak memory.
+
+    .venv/bin/python scripts/notebook_memory.py            # print a table
+    .venv/bin/python scripts/notebook_memory.py --readme   # also write it into README.md (the "Run it" section)
+
+The peak is the larger of two measurements: the kernel process's own high-water mark (``ru_maxrss``, exact) and the
+resident memory of the kernel together with any processes it started (PyTorch's compile workers, pip), sampled every
+0.1 s. That sum is what a hosted service such as mybinder.org counts against its limit. Runs with whatever Python
+runs this script (its kernel is this interpreter), so run it in the environment to be measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+import psutil
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+LIMIT_MB = 1500  # mybinder.org gives 1-2 GB per session; the notebooks must fit the smaller figure with room to spare
+MEMORY_START, MEMORY_END = "<!-- memory table (scripts/notebook_memory.py) -->", "<!-- end of memory table -->"
+REPORT_PREFIX = "NOTEBOOK-REPORT "
+
+# Appended to every notebook in memory only (never saved): it reports from inside the kernel that ran the notebook.
+REPORT_CELL = f'''
+import json, resource, sys
+print({REPORT_PREFIX!r} + json.dumps({{
+    "peak_self_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "python": sys.version.split()[0],
+}}))
+'''
+
+
+class _TreeSampler(threading.Thread):
+    """Samples the resident memory of a process and all its descendants until stopped; keeps the maximum."""
+
+    def __init__(self, pid: int, interval: float = 0.1) -> None:
+        super().__init__(daemon=True)
+        self.process, self.interval = psutil.Process(pid), interval
+        self.peak_bytes = 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                tree = [self.process, *self.process.children(recursive=True)]
+                total = 0
+                for p in tree:
+                    try:
+                        total += p.memory_info().rss
+                    except psutil.Error:
+                        pass
+                self.peak_bytes = max(self.peak_bytes, total)
+            except psutil.Error:
+                return
+            self._stop_event.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+
+@dataclass
+class NotebookRun:
+    """What one top-to-bottom execution produced."""
+
+    path: Path
+    notebook: nbformat.NotebookNode
+    seconds: float
+    peak_tree_mb: float
+    reports: list[dict] = field(default_factory=list)
+
+    @property
+    def peak_mb(self) -> float:
+        return max([self.peak_tree_mb] + [r["peak_self_mb"] for r in self.reports if "peak_self_mb" in r])
+
+    def stderr(self) -> list[tuple[int, str]]:
+        """(cell index, text) of every stderr stream the executed notebook printed."""
+        return [(i, out.get("text", "")) for i, cell in enumerate(self.notebook.cells) if cell.cell_type == "code"
+                for out in cell.get("outputs", [])
+                if out.get("output_type") == "stream" and out.get("name") == "stderr"]
+
+
+def execute(path: Path, extra_cells: tuple[str, ...] = (), timeout: int = 900) -> NotebookRun:
+    """Run the notebook in a fresh kernel of this interpreter (working directory: its folder), then ``extra_cells``.
+
+    Raises nbclient's CellExecutionError, naming the cell, if any cell raises. Outputs are kept in memory only.
+    """
+    nb = nbformat.read(path, as_version=4)
+    n_own = len(nb.cells)
+    for source in (*extra_cells, REPORT_CELL):
+        nb.cells.append(nbformat.v4.new_code_cell(source))
+    sampler: list[_TreeSampler] = []
+
+    def start_sampling(**_: object) -> None:
+        sampler.append(_TreeSampler(client.km.provisioner.process.pid))
+        sampler[0].start()
+
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}}, on_notebook_start=start_sampling)
+    start = time.perf_counter()
+    try:
+        client.execute()
+    finally:
+        if sampler:
+            sampler[0].stop()
+    seconds = time.perf_counter() - start
+    reports = []
+    for cell in nb.cells[n_own:]:
+        for out in cell.outputs:
+            if out.get("output_type") == "stream":
+                for line in out.get("text", "").splitlines():
+                    if line.startswith(REPORT_PREFIX):
+                        reports.append(json.loads(line[len(REPORT_PREFIX):]))
+    return NotebookRun(path, nb, seconds, sampler[0].peak_bytes / 2**20 if sampler else 0.0, reports)
+
+
+def use_this_interpreter_as_kernel(workdir: Path) -> None:
+    """Make kernel "python3" this interpreter whatever kernelspecs the machine has (JUPYTER_PATH is searched first)."""
+    spec = workdir / "kernels" / "python3"
+    spec.mkdir(parents=True, exist_ok=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3", "language": "python"}))
+    os.environ["JUPYTER_PATH"] = os.pathsep.join([str(workdir), *filter(None, [os.environ.get("JUPYTER_PATH")])])
+
+
+def memory_table(runs: list[NotebookRun]) -> str:
+    rows = [f"| `{r.path.name}` | {r.peak_mb:,.0f} MB |" for r in runs]
+    return "| notebook | peak memory of its kernel |\n| --- | --- |\n" + "\n".join(rows)
+
+
+def write_readme_table(table: str, note: str, readme: Path = ROOT / "README.md") -> None:
+    text = readme.read_text(encoding="utf-8")
+    if text.count(MEMORY_START) != 1 or text.count(MEMORY_END) != 1:
+        raise SystemExit(f"README.md needs one memory table block between {MEMORY_START!r} and {MEMORY_END!r}")
+    head, rest = text.split(MEMORY_START)
+    _, tail = rest.split(MEMORY_END)
+    readme.write_text(f"{head}{MEMORY_START}\n{table}\n\n{note}\n{MEMORY_END}{tail}", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb")
+    parser.add_argument("--readme", action="store_true", help="write the table into README.md")
+    args = parser.parse_args(argv)
+    paths = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        use_this_interpreter_as_kernel(Path(tmp))
+        for path in paths:
+            run = execute(path.resolve())
+            print(f"{path.name}: {run.seconds:.0f} s, peak {run.peak_mb:,.0f} MB "
+                  f"(kernel process {max(r['peak_self_mb'] for r in run.reports):,.0f} MB, "
+                  f"with its child processes {run.peak_tree_mb:,.0f} MB)", flush=True)
+            runs.append(run)
+    table = memory_table(runs)
+    print(table)
+    too_big = [r.path.name for r in runs if r.peak_mb >= LIMIT_MB]
+    if args.readme:
+        import torch  # only for the note: which build was measured
+
+        python = runs[0].reports[0]["python"]
+        note = (f"Measured by `scripts/notebook_memory.py` (Python {python}, torch {torch.__version__.split('+')[0]} "
+                f"from PyPI, {torch.get_num_threads()} threads): the larger of the kernel process's own peak and the "
+                "peak of the kernel with its child processes, sampled every 0.1 s.")
+        write_readme_table(table, note)
+    if too_big:
+        print(f"over {LIMIT_MB} MB: {', '.join(too_big)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
