@@ -6,8 +6,9 @@ STAMP := $(VENV)/.installed
 # PyTorch is pinned to the release this project is tested with.
 TORCH := torch==2.14.1 torchvision==0.29.1
 RUN_ARGS ?= --subset 1500
+COLAB_VENV := .colab-venv
 
-.PHONY: run test test-unit test-notebooks test-matrix notebooks lab lint setup clean
+.PHONY: run test test-unit test-notebooks test-matrix notebooks lab lint setup clean badges test-colab memory
 
 setup: $(STAMP)
 
@@ -44,8 +45,26 @@ notebooks: $(STAMP)
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root,)
 
+# Launch badges (README, each notebook's first cell) and each notebook's setup cell, from [project.urls] in
+# pyproject.toml. Idempotent: run it after changing the URL or adding a notebook.
+badges:
+	$(PYTHON) scripts/make_badges.py
+
+# Every notebook run the Colab way, in a fresh virtual environment holding Colab's preinstalled versions
+# (scripts/colab_constraints.txt), then the explorers' headless tests under that environment's ipywidgets 7.
+test-colab:
+	rm -rf $(COLAB_VENV)
+	$(PYTHON) -m venv $(COLAB_VENV)
+	$(COLAB_VENV)/bin/python -m pip install --quiet -r scripts/colab_constraints.txt
+	$(COLAB_VENV)/bin/python scripts/colab_check.py
+	$(COLAB_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_views.py
+
+# Peak memory of each notebook's kernel, written into README.md's "Run it" section.
+memory: $(STAMP)
+	$(BIN)/python scripts/notebook_memory.py --readme
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(COLAB_VENV) .pytest_cache .ruff_cache
