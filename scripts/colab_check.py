@@ -149,7 +149,7 @@ def check_notebook(path: Path, source: str) -> tuple[list[str], notebook_memory.
         print(f"stderr of cell {i}: {text.strip()[:500]}")
     if stderr:
         problems.append(f"cells printed to stderr: {[i for i, _ in stderr]}")
-    print(f"ran in {run.seconds:.0f} s; peak memory {run.peak_mb:,.0f} MB")
+    print(f"ran in {run.seconds:.0f} s; {notebook_memory.describe(run)}")
     if run.peak_mb >= notebook_memory.LIMIT_MB:
         problems.append(f"peak memory {run.peak_mb:,.0f} MB is over {notebook_memory.LIMIT_MB} MB")
     return problems, run
@@ -166,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                          "and uninstalls nodeutils in the environment that runs it")
     os.environ["NODEUTILS_SOURCE"] = args.source
     os.environ.pop("NODEUTILS_STATIC_VIEWS", None)  # Colab has a widget front end
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # quiets ipykernel 6's debugger notice on 3.11
     paths = [p.resolve() for p in args.notebooks] or sorted((ROOT / "notebooks").glob("*.ipynb"))
     print(f"Colab-like check: Python {sys.version.split()[0]} (Colab runs 3.13), environment {sys.prefix}")
     print(f"NODEUTILS_SOURCE={args.source}")

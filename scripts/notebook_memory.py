@@ -4,9 +4,11 @@
     .venv/bin/python scripts/notebook_memory.py --readme   # also write it into README.md (the "Run it" section)
 
 The peak is the larger of two measurements: the kernel process's own high-water mark (``ru_maxrss``, exact) and the
-resident memory of the kernel together with any processes it started (PyTorch's compile workers, pip), sampled every
-0.1 s. That sum is what a hosted service such as mybinder.org counts against its limit. Runs with whatever Python
-runs this script (its kernel is this interpreter), so run it in the environment to be measured.
+memory of the kernel together with the processes it starts (PyTorch's compile workers, pip), sampled every 0.1 s as
+the sum of their proportional set sizes (PSS: a page shared by n processes counts 1/n in each, so shared libraries
+count once, as in the memory limit of a container such as a mybinder.org session). The sum of their resident sizes
+(RSS), which counts shared libraries once per process, is printed too. Runs with whatever Python runs this script
+(its kernel is this interpreter), so run it in the environment to be measured.
 """
 
 from __future__ import annotations
@@ -40,28 +42,41 @@ print({REPORT_PREFIX!r} + json.dumps({{
 '''
 
 
+def _memory(process: psutil.Process) -> tuple[int, int]:
+    """(resident, proportional) bytes of one process. The proportional set size (PSS) charges each shared page to
+    the processes that map it in equal parts, so summing it over processes counts shared libraries once."""
+    try:
+        with open(f"/proc/{process.pid}/smaps_rollup") as f:
+            fields = dict(line.split(":", 1) for line in f if line.startswith(("Rss:", "Pss:")))
+        return int(fields["Rss"].split()[0]) * 1024, int(fields["Pss"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        rss = process.memory_info().rss  # no smaps_rollup (not Linux, or an old kernel): RSS over-counts sharing
+        return rss, rss
+
+
 class _TreeSampler(threading.Thread):
-    """Samples the resident memory of a process and all its descendants until stopped; keeps the maximum."""
+    """Samples the memory of a process and all its descendants until stopped; keeps the maxima of the sums."""
 
     def __init__(self, pid: int, interval: float = 0.1) -> None:
         super().__init__(daemon=True)
         self.process, self.interval = psutil.Process(pid), interval
-        self.peak_bytes = 0
+        self.peak_rss = self.peak_pss = 0
         self._stop_event = threading.Event()
 
     def run(self) -> None:
         while not self._stop_event.is_set():
             try:
                 tree = [self.process, *self.process.children(recursive=True)]
-                total = 0
-                for p in tree:
-                    try:
-                        total += p.memory_info().rss
-                    except psutil.Error:
-                        pass
-                self.peak_bytes = max(self.peak_bytes, total)
             except psutil.Error:
                 return
+            rss = pss = 0
+            for p in tree:
+                try:
+                    r, q = _memory(p)
+                except psutil.Error:
+                    continue
+                rss, pss = rss + r, pss + q
+            self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
             self._stop_event.wait(self.interval)
 
     def stop(self) -> None:
@@ -76,12 +91,18 @@ class NotebookRun:
     path: Path
     notebook: nbformat.NotebookNode
     seconds: float
-    peak_tree_mb: float
+    peak_tree_mb: float  # kernel and child processes, PSS summed
+    peak_tree_rss_mb: float  # the same with RSS summed: shared pages counted once per process, an over-estimate
     reports: list[dict] = field(default_factory=list)
 
     @property
+    def peak_self_mb(self) -> float:
+        return max([0.0] + [r["peak_self_mb"] for r in self.reports if "peak_self_mb" in r])
+
+    @property
     def peak_mb(self) -> float:
-        return max([self.peak_tree_mb] + [r["peak_self_mb"] for r in self.reports if "peak_self_mb" in r])
+        """The larger of the kernel process's own peak RSS and the peak PSS of the kernel with its children."""
+        return max(self.peak_tree_mb, self.peak_self_mb)
 
     def stderr(self) -> list[tuple[int, str]]:
         """(cell index, text) of every stderr stream the executed notebook printed."""
@@ -121,7 +142,8 @@ def execute(path: Path, extra_cells: tuple[str, ...] = (), timeout: int = 900) -
                 for line in out.get("text", "").splitlines():
                     if line.startswith(REPORT_PREFIX):
                         reports.append(json.loads(line[len(REPORT_PREFIX):]))
-    return NotebookRun(path, nb, seconds, sampler[0].peak_bytes / 2**20 if sampler else 0.0, reports)
+    peaks = (sampler[0].peak_pss / 2**20, sampler[0].peak_rss / 2**20) if sampler else (0.0, 0.0)
+    return NotebookRun(path, nb, seconds, *peaks, reports)
 
 
 def use_this_interpreter_as_kernel(workdir: Path) -> None:
@@ -132,6 +154,11 @@ def use_this_interpreter_as_kernel(workdir: Path) -> None:
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "Python 3", "language": "python"}))
     os.environ["JUPYTER_PATH"] = os.pathsep.join([str(workdir), *filter(None, [os.environ.get("JUPYTER_PATH")])])
+
+
+def describe(run: NotebookRun) -> str:
+    return (f"peak memory {run.peak_mb:,.0f} MB (kernel process {run.peak_self_mb:,.0f} MB; with its child "
+            f"processes {run.peak_tree_mb:,.0f} MB PSS, {run.peak_tree_rss_mb:,.0f} MB RSS summed)")
 
 
 def memory_table(runs: list[NotebookRun]) -> str:
@@ -159,9 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         use_this_interpreter_as_kernel(Path(tmp))
         for path in paths:
             run = execute(path.resolve())
-            print(f"{path.name}: {run.seconds:.0f} s, peak {run.peak_mb:,.0f} MB "
-                  f"(kernel process {max(r['peak_self_mb'] for r in run.reports):,.0f} MB, "
-                  f"with its child processes {run.peak_tree_mb:,.0f} MB)", flush=True)
+            print(f"{path.name}: {run.seconds:.0f} s, {describe(run)}", flush=True)
             runs.append(run)
     table = memory_table(runs)
     print(table)
