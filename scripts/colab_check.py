@@ -155,11 +155,21 @@ def check_notebook(path: Path, source: str) -> tuple[list[str], notebook_memory.
     return problems, run
 
 
+def readme_note(runs: list[notebook_memory.NotebookRun]) -> str:
+    report = next(r for r in runs[0].reports if "torch" in r)
+    cores = len(os.sched_getaffinity(0))
+    return (f"Measured by `make test-colab` (Python {sys.version.split()[0]}, torch {report['torch'].split('+')[0]} "
+            f"from PyPI, ipywidgets {report['ipywidgets']}, {cores} CPU cores): the larger of the kernel process's "
+            "own peak and the peak of the kernel with its child processes (PSS, sampled every 0.1 s). `make memory` "
+            "measures the same in `.venv` (ipywidgets 8).")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb")
     parser.add_argument("--source", default=ROOT.as_uri(),
                         help="what the setup cells install (NODEUTILS_SOURCE); default: this clone as a file:// URL")
+    parser.add_argument("--readme", action="store_true", help="write the memory table into README.md")
     args = parser.parse_args(argv)
     if sys.prefix == sys.base_prefix:
         raise SystemExit("run this with a virtual environment's Python (make test-colab builds one): it installs "
@@ -191,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         failures["environment"] = [f"versions changed: {changed}"]
     if runs:
         print(notebook_memory.memory_table(runs))
+    if args.readme and runs and not failures:
+        notebook_memory.write_readme_table(notebook_memory.memory_table(runs), readme_note(runs))
     for name, problems in failures.items():
         for problem in problems:
             print(f"FAILED {name}: {problem}", file=sys.stderr)

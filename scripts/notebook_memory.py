@@ -194,10 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.readme:
         import torch  # only for the note: which build was measured
 
-        python = runs[0].reports[0]["python"]
-        note = (f"Measured by `scripts/notebook_memory.py` (Python {python}, torch {torch.__version__.split('+')[0]} "
-                f"from PyPI, {torch.get_num_threads()} threads): the larger of the kernel process's own peak and the "
-                "peak of the kernel with its child processes, sampled every 0.1 s.")
+        note = (f"Measured by `make memory` (`scripts/notebook_memory.py`: Python {runs[0].reports[0]['python']}, "
+                f"torch {torch.__version__.split('+')[0]} from PyPI): the larger of the kernel process's own peak and "
+                "the peak of the kernel with its child processes (PSS, sampled every 0.1 s).")
         write_readme_table(table, note)
     if too_big:
         print(f"over {LIMIT_MB} MB: {', '.join(too_big)}", file=sys.stderr)
