@@ -129,11 +129,20 @@ def execute(path: Path, extra_cells: tuple[str, ...] = (), timeout: int = 900) -
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}}, on_notebook_start=start_sampling)
     start = time.perf_counter()
-    try:
-        client.execute()
-    finally:
-        if sampler:
-            sampler[0].stop()
+    saved = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    with tempfile.TemporaryDirectory() as cache:
+        # An empty compile cache, as in a new Binder or Colab session: torch.compile then starts its compile
+        # workers, whose memory counts too (a warm cache would skip them and under-state the peak).
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
+        try:
+            client.execute()
+        finally:
+            if sampler:
+                sampler[0].stop()
+            if saved is None:
+                os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+            else:
+                os.environ["TORCHINDUCTOR_CACHE_DIR"] = saved
     seconds = time.perf_counter() - start
     reports = []
     for cell in nb.cells[n_own:]:
