@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import math
+import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -27,6 +29,9 @@ __all__ = [
     "evaluate_at_tolerance",
     "solver_settings",
     "tolerance_grid",
+    "binomial_interval",
+    "without_times",
+    "same_table",
 ]
 
 
@@ -192,3 +197,41 @@ def tolerance_grid(low: float = 1e-6, high: float = 1e-1) -> Sequence[float]:
         out.append(float(f"{value:.0e}"))
         value /= 10
     return out
+
+
+def binomial_interval(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a proportion (e.g. an accuracy): ``(low, high)`` as fractions in [0, 1].
+
+    With ``successes`` correct answers out of ``trials``, the interval covers the true rate with about the
+    stated ``confidence``; it stays inside [0, 1] even at 0 or ``trials`` successes.
+    """
+    if not isinstance(trials, int) or trials < 1:
+        raise InputError(f"trials must be a positive integer; got {trials!r}")
+    if not isinstance(successes, int) or not 0 <= successes <= trials:
+        raise InputError(f"successes must be an integer between 0 and trials={trials}; got {successes!r}")
+    if not 0.0 < confidence < 1.0:
+        raise InputError(f"confidence must lie strictly between 0 and 1, like 0.95; got {confidence!r}")
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z / (1 + z * z / trials) * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def without_times(rows: Sequence[str] | object) -> list[str]:
+    """Training-table rows with the (machine-dependent) ``Time ...s`` column removed.
+
+    Accepts a list of rows, a single row, or anything with a ``rows()`` method (a TrainingHistory).
+    """
+    if hasattr(rows, "rows"):
+        rows = rows.rows()
+    if isinstance(rows, str):
+        rows = [rows]
+    return [re.sub(r"\tTime \S+", "", row) for row in rows]
+
+
+def same_table(a: Sequence[str] | object, b: Sequence[str] | object) -> bool:
+    """True when two training tables (or histories) agree in every row apart from the timings."""
+    return without_times(a) == without_times(b)

@@ -1,0 +1,51 @@
+"""Helpers the notebooks use to state their statistics and compare training tables."""
+
+import math
+
+import pytest
+
+from nodeutils.analysis import binomial_interval, same_table, without_times
+from nodeutils.errors import InputError
+from nodeutils.training import TrainingHistory, format_row
+
+
+def test_wilson_interval_matches_a_hand_computed_value():
+    # 130 of 150: p = 0.8667, z = 1.95996; Wilson bounds computed by hand from the closed form.
+    low, high = binomial_interval(130, 150)
+    z = 1.959963984540054
+    p, n = 130 / 150, 150
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    assert low == pytest.approx(centre - half, abs=1e-12) and high == pytest.approx(centre + half, abs=1e-12)
+    assert low == pytest.approx(0.8028, abs=1e-3) and high == pytest.approx(0.9125, abs=1e-3)
+
+
+def test_wilson_interval_stays_in_range_and_narrows_with_more_trials():
+    assert binomial_interval(0, 10)[0] == pytest.approx(0.0, abs=1e-12)
+    assert binomial_interval(10, 10)[1] == pytest.approx(1.0, abs=1e-12)
+    assert 0.0 <= binomial_interval(0, 10)[0] and binomial_interval(10, 10)[1] <= 1.0
+    narrow, wide = binomial_interval(800, 1000), binomial_interval(8, 10)
+    assert narrow[1] - narrow[0] < wide[1] - wide[0]
+    assert binomial_interval(130, 150, 0.99)[0] < binomial_interval(130, 150, 0.95)[0]
+
+
+@pytest.mark.parametrize("args, message", [
+    ((5, 0), "trials must be a positive integer"),
+    ((11, 10), "successes must be an integer between 0 and trials=10"),
+    ((-1, 10), "successes must be an integer between 0 and trials=10"),
+    ((5, 10, 1.5), "confidence must lie strictly between 0 and 1"),
+])
+def test_wilson_interval_rejects_bad_input(args, message):
+    with pytest.raises(InputError, match=message):
+        binomial_interval(*args)
+
+
+def test_tables_compare_without_their_timings():
+    a = [format_row(1, 2, 0.1234, 60.15, 57.33), format_row(2, 2, 0.2, 72.44, 71.33)]
+    b = [format_row(1, 2, 9.8765, 60.15, 57.33), format_row(2, 2, 0.3, 72.44, 71.33)]
+    c = [format_row(1, 2, 0.1234, 60.15, 57.33), format_row(2, 2, 0.2, 72.44, 70.67)]
+    assert without_times(a[0]) == ["[1/2]\tTraining Accuracy: 60.15%\tTest Accuracy: 57.33%"]
+    assert same_table(a, b) and not same_table(a, c) and not same_table(a, a[:1])
+    history = TrainingHistory(epoch_time=[5.0, 6.0], train_accuracy=[60.15, 72.44], test_accuracy=[57.33, 71.33],
+                              settings={"epochs": 2})
+    assert same_table(history, a)
