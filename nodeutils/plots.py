@@ -14,6 +14,7 @@ __all__ = [
     "show_source",
     "plot_horizon_sweep",
     "magnitude",
+    "bounded",
     "plot_training",
     "plot_trajectories",
     "plot_confusion",
@@ -67,6 +68,14 @@ def show_source(obj: object) -> None:
     import textwrap
 
     print(textwrap.dedent(inspect.getsource(obj)).rstrip())
+
+
+def bounded(value: float, bound: float) -> str:
+    """``"< 1e-05"`` for an error below ``bound`` (a rounding-level value whose digits differ between machines),
+    else its :func:`magnitude`; exact zeros print as ``"0"``."""
+    if value == 0:
+        return "0"
+    return f"< {bound:.0e}" if 0 < value < bound else magnitude(value)
 
 
 def magnitude(value: float) -> str:

@@ -49,3 +49,27 @@ def test_tables_compare_without_their_timings():
     history = TrainingHistory(epoch_time=[5.0, 6.0], train_accuracy=[60.15, 72.44], test_accuracy=[57.33, 71.33],
                               settings={"epochs": 2})
     assert same_table(history, a)
+
+
+def test_bounded_prints_rounding_level_errors_as_their_bound():
+    from nodeutils.plots import bounded
+
+    assert bounded(0.0, 1e-5) == "0"
+    assert bounded(3.2e-7, 1e-5) == "< 1e-05"
+    assert bounded(9.99e-6, 1e-5) == "< 1e-05"
+    assert bounded(2.5e-3, 1e-5) == "~1e-03"  # above the bound: its order of magnitude
+
+
+def test_default_threads_reads_omp_num_threads(monkeypatch):
+    import pytest
+
+    from nodeutils.env import default_threads
+    from nodeutils.errors import InputError
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert default_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert default_threads() == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "two")
+    with pytest.raises(InputError, match="OMP_NUM_THREADS='two'"):
+        default_threads()
