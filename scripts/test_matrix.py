@@ -60,10 +60,21 @@ def unsupported(row: str) -> str | None:
     return None
 
 
+def notebook_of(classname: str, file: str | None = None) -> str:
+    """The notebook's file name from a JUnit test case (nbval's class name is the dotted path)."""
+    if file:
+        return Path(file).name
+    stem = classname.removesuffix(".ipynb").rsplit(".", 1)[-1]
+    return f"{stem}.ipynb"
+
+
 def run_row(row: str, notebooks: list[str]) -> tuple[dict[str, list[int]], float]:
     """Run nbval with the row's setting; return {notebook: [passed, failed]} and the wall time."""
     env = {**os.environ, **ROWS[row]}
     with tempfile.TemporaryDirectory() as tmp:
+        # Each row starts with an empty torch.compile cache, like a new machine: kernels that inductor compiled
+        # and cached under one ATEN_CPU_CAPABILITY fail to build when reused under another.
+        env["TORCHINDUCTOR_CACHE_DIR"] = str(Path(tmp) / "inductor")
         report = Path(tmp) / "report.xml"
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval", "-p", "no:cacheprovider",
@@ -73,7 +84,7 @@ def run_row(row: str, notebooks: list[str]) -> tuple[dict[str, list[int]], float
         counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         if report.exists():
             for case in ET.parse(report).getroot().iter("testcase"):
-                notebook = Path(case.get("file") or case.get("classname", "?").replace(".", "/")).name
+                notebook = notebook_of(case.get("classname", ""), case.get("file"))
                 failed = any(child.tag in ("failure", "error") for child in case)
                 counts[notebook][1 if failed else 0] += 1
     return dict(counts), elapsed
