@@ -14,9 +14,6 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 
-#: Intra-op threads used for training unless ``--threads`` says otherwise. One thread is as fast as two on an
-#: idle 2-core machine and many times faster when another process competes for the cores (README, "Threads").
-DEFAULT_THREADS = 1
 #: Exit status after Ctrl-C (128 + SIGINT, what shells report for an interrupted program).
 EXIT_INTERRUPTED = 130
 EXIT_USAGE = 2
@@ -97,8 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="mini-batch size (default: 128)")
     tr.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate (default: 0.001)")
     tr.add_argument("--threads", type=_int_at_least(1, "a positive number of threads"), default=None,
-                    help=f"CPU threads for PyTorch's operations (default: {DEFAULT_THREADS}, fastest for this "
-                         "small model, especially on a busy machine; see README)")
+                    help="CPU threads for PyTorch's operations (default: $OMP_NUM_THREADS, else 1, fastest for "
+                         "this small model, especially on a busy machine; see README)")
     tr.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -147,10 +144,11 @@ def _run(argv: Sequence[str] | None, phase: dict[str, str]) -> int:
     _check_combinations(parser, args)
     import torch
 
+    from .env import default_threads
     from .errors import NodeUtilsError
     from .training import train
 
-    torch.set_num_threads(args.threads or DEFAULT_THREADS)
+    torch.set_num_threads(args.threads or default_threads())
     subset = "auto" if args.subset is None else args.subset
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning

@@ -37,13 +37,14 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     """
     if isinstance(device, torch.device):
         return device
-    if device is None:
+    from_variable = device is None
+    if from_variable:
         device = default_device_name()
-        if device != "auto" and not (device == "cpu" or device.startswith("cuda")):
-            raise InputError(f"{DEVICE_VARIABLE}={device!r} is not a device: set it to cpu, cuda or auto, or unset it")
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if not isinstance(device, str) or not (device == "cpu" or device.startswith("cuda")):
+        if from_variable:
+            raise InputError(f"{DEVICE_VARIABLE}={device!r} is not a device: set it to cpu, cuda or auto, or unset it")
         raise InputError(f"unknown device {device!r}: use 'cpu', 'cuda' or 'auto'")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"device {device!r} was requested but no CUDA GPU is available: use 'cpu' or 'auto'")

@@ -107,10 +107,7 @@ def create_model(
     if unknown:
         raise InputError(f"create_model does not take {', '.join(unknown)}: it accepts layer, device, "
                          "structured_params, sensealg, seed, solver, rtol, atol, tspan and options")
-    try:
-        device = pick_device(device)
-    except RuntimeError as err:  # e.g. torch.device("cuda:x")
-        raise InputError(f"unknown device {device!r} ({err}): use 'cpu', 'cuda', 'cuda:0' or 'auto'") from None
+    device = pick_device(device)
     if isinstance(sensealg, str) and sensealg == "default":
         sensealg = InterpolatingAdjoint(autojacvec="autograd")
     torch.manual_seed(seed)

@@ -162,7 +162,7 @@ def train(
             raise InputError(f"{', '.join(given)} would be ignored because loaders were given: choose them when "
                              "building the loaders (load_mnist(batch_size, subset=..., source=...)), or drop loaders")
         train_loader, test_loader = _check_loaders(loaders)
-    dev = _device(device)
+    dev = pick_device(device)
     if sensealg == "default":
         sensealg = "default" if vjp is None else "interpolating"
     if sensealg != "default":
@@ -202,13 +202,6 @@ def train(
     finally:
         bar.close()
     return history
-
-
-def _device(device: object) -> torch.device:
-    try:
-        return pick_device(device)
-    except RuntimeError as err:  # e.g. torch.device("cuda:x")
-        raise InputError(f"unknown device {device!r} ({err}): use 'cpu', 'cuda', 'cuda:0' or 'auto'") from None
 
 
 def _train_epoch(model: nn.Module, optimiser: torch.optim.Optimizer, train_loader: DataLoader,

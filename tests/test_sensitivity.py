@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from problems import Linear, linear_problem
 from torch import nn
 
 from nodeutils.errors import InputError, NonFiniteStateError
@@ -30,26 +31,9 @@ CONTINUOUS += [cls(autojacvec=v) for cls in LAMBDA_ADJOINTS for v in VJP_CHOICES
 ALL = [AutogradAdjoint()] + CONTINUOUS
 
 
-class Linear(nn.Module):
-    def __init__(self, a):
-        super().__init__()
-        self.a = nn.Parameter(a.clone())
-
-    def forward(self, t, u):
-        return u @ self.a.T
-
-
-def _linear_problem():
-    g = torch.Generator().manual_seed(0)
-    a = 0.6 * torch.randn(4, 4, generator=g, dtype=torch.float64) - 0.3 * torch.eye(4, dtype=torch.float64)
-    u0 = torch.randn(3, 4, generator=g, dtype=torch.float64)  # a batch of three initial states
-    w = torch.randn(3, 4, generator=g, dtype=torch.float64)
-    return a, u0, w
-
-
 @pytest.mark.parametrize("sensealg", ALL, ids=repr)
 def test_gradient_of_linear_ode_matches_matrix_exponential(sensealg):
-    a, u0, w = _linear_problem()
+    a, u0, w = linear_problem()
     horizon = 1.5
     a_ref, u_ref = a.clone().requires_grad_(), u0.clone().requires_grad_()
     exact = (w * (u_ref @ torch.linalg.matrix_exp(a_ref * horizon).T)).sum()
@@ -123,7 +107,7 @@ def test_time_dependent_dynamics_and_other_spans(sensealg, span):
 
 
 def test_function_evaluations_are_counted_forward_and_backward():
-    a, u0, w = _linear_problem()
+    a, u0, w = linear_problem()
     for alg in (AutogradAdjoint(), InterpolatingAdjoint(), GaussAdjoint(), BacksolveAdjoint()):
         stats = SolveStats()
         ys = odeint(Linear(a), u0, torch.tensor([0.0, 1.0], dtype=torch.float64), rtol=1e-6, atol=1e-6,
@@ -137,7 +121,7 @@ def test_function_evaluations_are_counted_forward_and_backward():
 
 
 def test_checkpointing_stores_less_than_the_dense_solution():
-    a, u0, _ = _linear_problem()
+    a, u0, _ = linear_problem()
     stored = {}
     for cls in (InterpolatingAdjoint, GaussAdjoint):
         for checkpointing in (False, True):

@@ -13,6 +13,7 @@ import math
 
 import pytest
 import torch
+from problems import Linear, linear_problem
 from torch import nn
 
 from nodeutils.models import create_model
@@ -98,25 +99,14 @@ def forward_counts(problem: str, tol: float) -> tuple[int, int, int]:
     return counter.steps, counter.nfe, counter.rejected
 
 
-class _Linear(nn.Module):
-    def __init__(self, a):
-        super().__init__()
-        self.a = nn.Parameter(a.clone())
-
-    def forward(self, t, u):
-        return u @ self.a.T
-
-
 def _stats_tuple(stats: SolveStats) -> tuple[int, int, int, int, int]:
     return (stats.nfe_forward, stats.steps_forward, stats.nfe_backward, stats.steps_backward, stats.stored_bytes)
 
 
 def linear_counts(name: str) -> tuple[int, int, int, int, int]:
-    g = torch.Generator().manual_seed(0)
-    a = 0.6 * torch.randn(4, 4, generator=g, dtype=torch.float64) - 0.3 * torch.eye(4, dtype=torch.float64)
-    u0 = torch.randn(3, 4, generator=g, dtype=torch.float64)
+    a, u0, _ = linear_problem()
     stats = SolveStats()
-    ys = odeint(_Linear(a), u0, torch.tensor([0.0, 1.0], dtype=torch.float64), rtol=1e-6, atol=1e-6,
+    ys = odeint(Linear(a), u0, torch.tensor([0.0, 1.0], dtype=torch.float64), rtol=1e-6, atol=1e-6,
                 sensealg=_algorithms()[name], stats=stats)
     ys.sum().backward()
     return _stats_tuple(stats)
