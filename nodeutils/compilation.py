@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import statistics
 import time
 import warnings
@@ -21,6 +22,22 @@ from typing import Any
 import torch
 
 __all__ = ["ExplainRow", "explain", "break_category", "time_forward_backward", "CompileTiming", "compare_compiled"]
+
+
+def _separate_compile_cache_per_cpu_capability() -> None:
+    """Keep torch.compile's on-disk kernel cache apart for each ``ATEN_CPU_CAPABILITY``.
+
+    Inductor's cache key does not include that setting: C++ kernels cached under AVX2 fail to build
+    when reused with ``ATEN_CPU_CAPABILITY=default``. A folder of its own per setting avoids that.
+    """
+    capability = os.environ.get("ATEN_CPU_CAPABILITY", "").strip()
+    if capability and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = f"{default_cache_dir()}_{capability}"
+
+
+_separate_compile_cache_per_cpu_capability()
 
 _CATEGORIES = [
     ("Tensor.item()", "tensor value read into Python (.item())"),
