@@ -380,19 +380,54 @@ class _ContinuousAdjoint(SensitivityAlgorithm):
 
 
 class _AdjointFunction(torch.autograd.Function):
+    """The continuous adjoints as one autograd node.
+
+    The forward record's tensors live only in ``save_for_backward``, so autograd frees them after the
+    first backward and refuses a second one (unless ``retain_graph=True``), as for any PyTorch operation.
+    """
+
     @staticmethod
     def forward(ctx, sensealg, problem, y0, t, *leaves):
         with torch.no_grad():
             record = sensealg.record_forward(problem, y0, t)
-        ctx.sensealg, ctx.problem, ctx.record = sensealg, problem, record
-        ctx.save_for_backward(*record["tensors"])  # so saved-tensor hooks see the memory kept
+        ctx.sensealg, ctx.problem, ctx.record = sensealg, problem, _record_without_tensors(record)
+        ctx.save_for_backward(*record["tensors"])
         return record["ys"]
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_ys):
-        grad_y0, grad_leaves = ctx.sensealg.backward(ctx.problem, ctx.record, grad_ys)
+        if torch.is_grad_enabled():  # backward(create_graph=True) or autograd.grad(..., create_graph=True)
+            raise InputError(
+                f"{type(ctx.sensealg).__name__} computes gradients once: higher-order gradients (create_graph=True) "
+                "are not supported through it. Use sensealg=AutogradAdjoint() (sensealg='autograd') for them"
+            )
+        record = _record_with_tensors(ctx.record, ctx.saved_tensors)  # raises after a freed first backward
+        grad_y0, grad_leaves = ctx.sensealg.backward(ctx.problem, record, grad_ys)
         return (None, None, grad_y0, None, *grad_leaves)
+
+
+def _record_without_tensors(record: dict[str, Any]) -> dict[str, Any]:
+    """The record's bookkeeping (grid, step times, how many tensors per step), none of its tensors."""
+    kept = {k: v for k, v in record.items() if k not in ("ys", "tensors", "states", "dense")}
+    if "dense" in record:
+        dense = record["dense"]
+        kept["dense_shell"] = (dense.sign, list(dense.knots), [len(c) for c in dense.coefficients])
+    return kept
+
+
+def _record_with_tensors(kept: dict[str, Any], tensors: Sequence[torch.Tensor]) -> dict[str, Any]:
+    """Inverse of :func:`_record_without_tensors`, from the saved tensors."""
+    record = dict(kept, tensors=list(tensors))
+    if "dense_shell" in kept:
+        sign, knots, sizes = kept["dense_shell"]
+        coefficients, start = [], 0
+        for size in sizes:
+            coefficients.append(list(tensors[start:start + size]))
+            start += size
+        record["dense"] = DenseSolution(sign=sign, knots=knots, coefficients=coefficients)
+    else:
+        record["states"] = tensors[0]
+    return record
 
 
 def _flat(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
