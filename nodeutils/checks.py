@@ -209,11 +209,12 @@ def check_loader_pair(train_loader: Any, test_loader: Any) -> None:
 MAX_THREADS = 1024
 
 
-def check_threads(value: Any, source: str = "threads") -> int:
+def check_threads(value: Any, source: str = "threads", warn: bool = True) -> int:
     """A thread count for ``torch.set_num_threads``: a positive integer up to :data:`MAX_THREADS`.
 
     ``source`` names where it came from (``"--threads"``, ``"OMP_NUM_THREADS"``); strings are parsed.
-    More threads than CPU cores work but slow a small model down many times, so they get a warning.
+    More threads than CPU cores work but slow a small model down many times, so they get a warning
+    (unless ``warn=False``).
     """
     cores = os.cpu_count() or 1
     fix = f"use a number from 1 to the {cores} CPU core{'s' * (cores != 1)} of this machine (1 is fastest here)"
@@ -229,7 +230,7 @@ def check_threads(value: Any, source: str = "threads") -> int:
         raise InputError(f"{source}={describe(value)} is not a number of threads: {fix}") from None
     if value < 1 or value > MAX_THREADS:
         raise InputError(f"{source}={value} is not a usable number of threads: {fix}")
-    if value > cores:
+    if warn and value > cores:
         warnings.warn(f"{source}={value} is more threads than the {cores} CPU cores: the threads will take turns, "
                       f"which slows this small model down many times; {fix}", NodeUtilsWarning, stacklevel=3)
     return value

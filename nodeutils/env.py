@@ -11,6 +11,7 @@ from importlib import metadata
 
 import torch
 
+from .checks import check_threads
 from .errors import InputError
 
 __all__ = ["pick_device", "default_device_name", "DEVICE_VARIABLE", "default_threads", "versioninfo",
@@ -54,18 +55,17 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
         raise InputError(f"unknown device {device!r} ({err}): use 'cpu', 'cuda', 'cuda:0' or 'auto'") from None
 
 
-def default_threads() -> int:
+def default_threads(warn: bool = False) -> int:
     """PyTorch's intra-op threads for the notebooks: ``OMP_NUM_THREADS`` when set, else 1.
+
+    A value that is not a positive number of threads is refused; ``warn=True`` also warns about
+    more threads than CPU cores.
 
     One thread is as fast as two on an idle 2-core machine and many times faster on a busy or shared
     one (Colab, Binder); results are the same for every thread count.
     """
     value = os.environ.get("OMP_NUM_THREADS", "").strip()
-    try:
-        return max(1, int(value)) if value else 1
-    except ValueError:
-        raise InputError(
-            f"OMP_NUM_THREADS={value!r} is not a number of threads: set it to 1, 2, ... or unset it") from None
+    return check_threads(value, "OMP_NUM_THREADS", warn=warn) if value else 1
 
 
 def cpu_name() -> str:
