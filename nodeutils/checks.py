@@ -22,7 +22,8 @@ import torch
 from .errors import InputError, NodeUtilsWarning
 
 __all__ = ["check_int", "check_number", "check_bool", "check_choice", "check_callable", "describe", "check_batch",
-           "check_labels", "check_loader_pair", "check_threads", "check_folder"]
+           "check_labels", "check_loader_pair", "check_threads", "check_folder",
+           "check_writable_folder"]
 
 
 def describe(value: Any) -> str:
@@ -244,3 +245,17 @@ def check_folder(name: str, value: Any) -> Path:
     if isinstance(text, bytes) or not text.strip():
         raise InputError(f"{name} is empty: give a folder, e.g. data, or leave it out for the default")
     return Path(text).expanduser()
+
+
+def check_writable_folder(path: str | os.PathLike, what: str, fix: str) -> Path:
+    """``path`` as a folder that exists (created if missing) and can be written to; else what to do."""
+    folder = Path(path).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{what} {folder} is a file, not a folder: {fix}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"cannot create {what} {folder} ({err.strerror or err}): {fix}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"{what} {folder} is read-only: {fix}")
+    return folder

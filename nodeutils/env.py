@@ -36,23 +36,32 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     The notebooks never name a device, so ``NODEUTILS_DEVICE=cuda`` (or ``auto``) moves all of their
     training to a GPU, e.g. on a Colab GPU runtime, without editing a cell.
     """
-    if isinstance(device, torch.device):
-        return device
+    if isinstance(device, torch.device):  # checked like its name, so torch.device("cuda") without a GPU is refused
+        device = str(device)
     from_variable = device is None
     if from_variable:
         device = default_device_name()
+    if isinstance(device, str):
+        device = device.strip().lower()  # " CPU" means cpu
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not isinstance(device, str) or not (device == "cpu" or device.startswith("cuda")):
+    if not isinstance(device, str) or not device.startswith(("cpu", "cuda")):
         if from_variable:
             raise InputError(f"{DEVICE_VARIABLE}={device!r} is not a device: set it to cpu, cuda or auto, or unset it")
         raise InputError(f"unknown device {device!r}: use 'cpu', 'cuda' or 'auto'")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"device {device!r} was requested but no CUDA GPU is available: use 'cpu' or 'auto'")
     try:
-        return torch.device(device)
+        picked = torch.device(device)
     except RuntimeError as err:  # e.g. "cuda:x"
         raise InputError(f"unknown device {device!r} ({err}): use 'cpu', 'cuda', 'cuda:0' or 'auto'") from None
+    if picked.type == "cpu" and picked.index not in (None, 0):
+        raise InputError(f"device {device!r} names a CPU by number, but PyTorch has one CPU device: use 'cpu'")
+    if picked.type == "cuda" and picked.index is not None and picked.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise InputError(f"device {device!r} was requested but this machine has {count} CUDA GPU"
+                         f"{'s' * (count != 1)} (cuda:0 to cuda:{count - 1}): use 'cuda' or 'auto'")
+    return torch.device("cpu") if picked.type == "cpu" else picked
 
 
 def default_threads(warn: bool = False) -> int:

@@ -139,18 +139,34 @@ class TrainingHistory:
     #: then hold the k - 1 finished epochs, and ``model`` the weights as they were when it stopped).
     interrupted: str | None = None
 
+    def _lists(self) -> tuple[list[float], ...]:
+        return (self.epoch_time, self.train_accuracy, self.test_accuracy, self.loss, self.nfe_forward,
+                self.nfe_backward)
+
+    @property
+    def epochs_done(self) -> int:
+        """Number of epochs that every list records."""
+        return min(len(x) for x in self._lists())
+
     def truncate(self) -> None:
         """Keep only the epochs every list has (after an interruption between two appends)."""
-        lists = (self.epoch_time, self.train_accuracy, self.test_accuracy, self.loss, self.nfe_forward,
-                 self.nfe_backward)
-        n = min(len(x) for x in lists)
-        for x in lists:
+        n = self.epochs_done
+        for x in self._lists():
             del x[n:]
+
+    def require_epochs(self, what: str) -> int:
+        """The number of finished epochs; :class:`InputError` when there is none (``what`` needs one)."""
+        n = self.epochs_done
+        if n == 0:
+            why = f" (training was interrupted at {self.interrupted})" if self.interrupted else ""
+            raise InputError(f"{what} needs at least one finished epoch, but this history holds none{why}: train for "
+                             "at least one epoch (train(...) without interrupting it)")
+        return n
 
     def rows(self) -> list[str]:
         n = self.settings.get("epochs", len(self.epoch_time))
         return [format_row(i + 1, n, self.epoch_time[i], self.train_accuracy[i], self.test_accuracy[i])
-                for i in range(len(self.epoch_time))]
+                for i in range(min(len(self.epoch_time), len(self.train_accuracy), len(self.test_accuracy)))]
 
 
 def _size(loader: DataLoader) -> int | None:
