@@ -400,7 +400,7 @@ def _generated_labels(rng: np.random.Generator, n: int) -> tuple[torch.Tensor, l
     return base.reshape(n, 1, 1).to(dtype), None
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(20))
 def test_property_accuracy_and_train_refuse_or_are_right(model, seed):
     rng = np.random.default_rng(seed)
     n = int(rng.integers(2, 20))
