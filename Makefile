@@ -59,7 +59,7 @@ test-colab:
 	$(COLAB_VENV)/bin/python scripts/colab_check.py
 	$(COLAB_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_views.py
 
-# Peak memory of each notebook's kernel, written into README.md's "Run it" section.
+# Peak memory of each notebook's kernel, written into the book's "Run it" page (docs/book/run-it.md).
 memory: $(STAMP)
 	$(BIN)/python scripts/notebook_memory.py --readme
 
