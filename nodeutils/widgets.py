@@ -10,6 +10,7 @@ set the environment variable ``NODEUTILS_STATIC_VIEWS=1`` there (``=0`` forces w
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -192,9 +193,26 @@ class TrajectoryExplorer(_Explorer):
             animation = FuncAnimation(fig, draw, frames=len(times), interval=interval_ms, blit=False)
             try:
                 with rc_context({"animation.frame_format": frame_format}):
-                    return animation.to_jshtml(default_mode="once")
+                    html = animation.to_jshtml(default_mode="once")
             finally:
                 plt.close(fig)
+        return _offline_buttons(html)
+
+
+# matplotlib's player draws its buttons with Font Awesome icons from a CDN; text symbols need no network.
+_BUTTON_SYMBOLS = {
+    "fa fa-minus": "&minus;", "fa fa-fast-backward": "|&#x25C0;&#x25C0;", "fa fa-step-backward": "|&#x25C0;",
+    "fa fa-play fa-flip-horizontal": "&#x25C0;", "fa fa-pause": "&#x2016;", "fa fa-play": "&#x25B6;",
+    "fa fa-step-forward": "&#x25B6;|", "fa fa-fast-forward": "&#x25B6;&#x25B6;|", "fa fa-plus": "+",
+}
+
+
+def _offline_buttons(html: str) -> str:
+    """``to_jshtml`` output without its remote stylesheet, each icon replaced by a text symbol."""
+    html = re.sub(r'<link rel="stylesheet"\s+href="https://[^"]*font-awesome[^"]*">', "", html)
+    for icon, symbol in _BUTTON_SYMBOLS.items():
+        html = html.replace(f'<i class="{icon}"></i>', symbol)
+    return html
 
 
 class ToleranceExplorer(_Explorer):

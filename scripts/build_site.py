@@ -68,20 +68,29 @@ def chapter_notebook(nb: dict, path: str, owner: str, name: str, frames_html: st
     nb = copy.deepcopy(nb)
     nb.get("metadata", {}).pop("widgets", None)
     cells = [c for c in nb["cells"] if not make_badges._is_badge_cell(c)]
-    at = 1 if cells and cells[0]["cell_type"] == "markdown" else 0  # under the title
     buttons = {"cell_type": "markdown", "metadata": {}, "source": launch_buttons(path, owner, name)}
-    cells.insert(at, buttons)
+    title = _text(cells[0]) if cells and cells[0]["cell_type"] == "markdown" else ""
+    if title.startswith("# "):  # right under the title line; the rest of that cell follows the buttons
+        heading, _, rest = title.partition("\n")
+        cells[0:1] = [{"cell_type": "markdown", "metadata": {}, "source": heading}, buttons,
+                      *([{"cell_type": "markdown", "metadata": {}, "source": rest}] if rest.strip() else [])]
+    else:
+        cells.insert(0, buttons)
     if frames_html is not None:
         hits = [i for i, c in enumerate(cells) if c["cell_type"] == "code" and TRAJECTORY_CELL in _text(c)]
         if len(hits) != 1:
             raise SiteError(f"{path}: expected one code cell containing {TRAJECTORY_CELL!r}, found {len(hits)}")
-        frames = {"cell_type": "markdown", "metadata": {},
-                  "source": ("**The time slider, on this page.** In JupyterLab the explorer above has a time slider; "
-                             "here every time step is pre-rendered (the same trajectories, drawn by "
-                             "`TrajectoryExplorer.animation_html()`): drag the scrubber or press play.\n\n"
-                             f'<div class="trajectory-frames" id="{FRAMES_ID}">\n\n'
-                             + frames_html.strip() + "\n\n</div>\n")}
-        cells.insert(hits[0] + 1, frames)
+        note = {"cell_type": "markdown", "metadata": {},
+                "source": ("**The time slider, on this page.** In JupyterLab the explorer above has a time slider; "
+                           "here every time step is pre-rendered from the same trajectories "
+                           "(`TrajectoryExplorer.animation_html()`): drag the scrubber or press play.")}
+        # A code cell with only an HTML output and its input hidden: MyST-NB passes the HTML through unchanged.
+        frames = {"cell_type": "code", "execution_count": None, "metadata": {"tags": ["remove-input"]},
+                  "source": "trajectory_view.animation_html()",
+                  "outputs": [{"output_type": "display_data", "metadata": {},
+                               "data": {"text/html": f'<div class="trajectory-frames" id="{FRAMES_ID}">\n'
+                                                     f'{frames_html.strip()}\n</div>\n'}}]}
+        cells[hits[0] + 1:hits[0] + 1] = [note, frames]
     for c in cells:
         c.pop("id", None)
     nb["cells"] = cells

@@ -93,6 +93,7 @@ def test_trajectory_animation_has_one_distinct_frame_per_time_step(trained):
     assert all(d.startswith(b"\xff\xd8") for d in decoded)  # JPEG
     assert len(set(decoded)) == len(decoded)  # the points move: no two frames alike
     assert 'type="range"' in html  # the scrubber
+    assert "https://" not in html and 'class="fa' not in html  # no icon font from a CDN: works offline
     with pytest.raises(InputError, match="frame_format"):
         explorer.animation_html(frame_format="gif")
 
