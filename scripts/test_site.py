@@ -135,7 +135,12 @@ def serve(site: Path) -> tuple[ThreadingHTTPServer, str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
+    class Server(ThreadingHTTPServer):
+        def handle_error(self, request: object, client_address: object) -> None:
+            if not isinstance(sys.exc_info()[1], ConnectionError):  # the browser closed a page mid-transfer
+                super().handle_error(request, client_address)
+
+    server = Server(("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
 
@@ -247,6 +252,7 @@ def check_search(browser: Browser, url: str, how: str) -> None:
         page.wait_for_selector("#search-results ul.search li", timeout=15_000)
     except Exception as e:  # noqa: BLE001 - playwright's TimeoutError
         raise SiteCheckError(f"search ({how}): no result for {SEARCH_WORD!r}; {page.problems[:1]}") from e
+    page.wait_for_timeout(1_000)  # anything the search page loads after its first results
     if page.problems:
         raise SiteCheckError(f"search ({how}): {page.problems[0]}")
     page.close()

@@ -30,3 +30,5 @@ html_static_path = ["_static"]
 html_css_files = ["launch.css"]
 html_show_sourcelink = False
 html_copy_source = False
+# Search works from disk too: the index is a script; the result summaries would be fetched, which file:// forbids.
+html_show_search_summary = False
