@@ -32,6 +32,8 @@ __all__ = [
     "binomial_interval",
     "without_times",
     "same_table",
+    "PredictionComparison",
+    "compare_predictions",
 ]
 
 
@@ -242,3 +244,29 @@ def without_times(rows: Sequence[str] | object) -> list[str]:
 def same_table(a: Sequence[str] | object, b: Sequence[str] | object) -> bool:
     """True when two training tables (or histories) agree in every row apart from the timings."""
     return without_times(a) == without_times(b)
+
+
+@dataclass
+class PredictionComparison:
+    """How two models' outputs differ on the same images."""
+
+    images: int
+    changed: int  # images whose predicted class differs
+    largest_logit_difference: float
+
+
+def compare_predictions(a: nn.Module, b: nn.Module, *loaders: DataLoader) -> PredictionComparison:
+    """Compare two models' logits and predicted classes on every image of ``loaders``."""
+    check_model(a)
+    check_model(b)
+    images = changed = 0
+    largest = 0.0
+    with torch.no_grad():
+        for loader in loaders:
+            for x, _ in loader:
+                la = a(x.to(next(a.parameters()).device)).cpu()
+                lb = b(x.to(next(b.parameters()).device)).cpu()
+                images += len(x)
+                changed += int((la.argmax(1) != lb.argmax(1)).sum())
+                largest = max(largest, float((la - lb).abs().max()))
+    return PredictionComparison(images, changed, largest)
