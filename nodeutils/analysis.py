@@ -6,18 +6,18 @@ import contextlib
 import math
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .checks import check_int, check_number
+from .checks import check_batch, check_int, check_labels, check_number, describe
 from .errors import InputError
 from .models import check_model, encode
 from .solvers import SolveCounter, check_method, check_options, check_time_span, check_tolerances, integrate
-from .training import predictions
+from .training import model_device, predictions
 
 __all__ = [
     "Trajectories",
@@ -32,6 +32,8 @@ __all__ = [
     "binomial_interval",
     "without_times",
     "same_table",
+    "PredictionComparison",
+    "compare_predictions",
     "SolverSteps",
     "solver_steps",
     "class_spread",
@@ -176,16 +178,23 @@ class ToleranceResult:
 @torch.no_grad()
 def evaluate_at_tolerance(model: nn.Module, loader: DataLoader, tolerance: float) -> ToleranceResult:
     """Evaluate the trained ``model`` on ``loader`` with rtol = atol = ``tolerance``."""
+    tolerance = check_number("tolerance", tolerance, example="1e-3")
     check_tolerances(tolerance, tolerance)
     check_model(model)
     model.eval()
-    device = next(model.parameters()).device
+    device = model_device(model)
+    if isinstance(loader, (torch.Tensor, str, bytes)) or not isinstance(loader, Iterable):
+        raise InputError(f"loader must be a DataLoader of (images, labels) batches, as load_mnist returns; got "
+                         f"{describe(loader)}")
     nfe, correct, total, seconds = [], 0, 0, 0.0
-    with solver_settings(model, rtol=float(tolerance), atol=float(tolerance)):
-        for x, y in loader:
+    with solver_settings(model, rtol=tolerance, atol=tolerance):
+        for batch in loader:
+            x, y = check_batch(batch)
             start = time.perf_counter()
-            predicted = model(x.to(device)).argmax(dim=1).cpu()
+            logits = model(x.to(device))
             seconds += time.perf_counter() - start
+            y = check_labels(y, len(x), logits.shape[1])  # so the comparison below cannot broadcast
+            predicted = logits.argmax(dim=1).cpu()
             nfe.append(model.ode.stats.nfe_forward)
             correct += int((predicted == y).sum())
             total += len(y)
@@ -242,6 +251,32 @@ def without_times(rows: Sequence[str] | object) -> list[str]:
 def same_table(a: Sequence[str] | object, b: Sequence[str] | object) -> bool:
     """True when two training tables (or histories) agree in every row apart from the timings."""
     return without_times(a) == without_times(b)
+
+
+@dataclass
+class PredictionComparison:
+    """How two models' outputs differ on the same images."""
+
+    images: int
+    changed: int  # images whose predicted class differs
+    largest_logit_difference: float
+
+
+def compare_predictions(a: nn.Module, b: nn.Module, *loaders: DataLoader) -> PredictionComparison:
+    """Compare two models' logits and predicted classes on every image of ``loaders``."""
+    check_model(a)
+    check_model(b)
+    images = changed = 0
+    largest = 0.0
+    with torch.no_grad():
+        for loader in loaders:
+            for x, _ in loader:
+                la = a(x.to(next(a.parameters()).device)).cpu()
+                lb = b(x.to(next(b.parameters()).device)).cpu()
+                images += len(x)
+                changed += int((la.argmax(1) != lb.argmax(1)).sum())
+                largest = max(largest, float((la - lb).abs().max()))
+    return PredictionComparison(images, changed, largest)
 
 
 @dataclass
