@@ -56,6 +56,7 @@ Gradients with respect to ``t`` are not computed, and the continuous adjoints ar
 from __future__ import annotations
 
 import inspect
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -232,8 +233,14 @@ def _build_problem(func, params, method, rtol, atol, options, stats, sensealg) -
                 "it out of params and close over it in f"
             )
 
-    def rhs(t, u, leaves):
-        return func(t, u, pytree.tree_unflatten(list(leaves), spec))
+    if spec.is_leaf():  # params is one tensor: hand it over as it is
+
+        def rhs(t, u, leaves):
+            return func(t, u, leaves[0])
+    else:
+
+        def rhs(t, u, leaves):
+            return func(t, u, pytree.tree_unflatten(list(leaves), spec))
 
     return _Problem(rhs, tuple(flat), method, rtol, atol, options, stats)
 
@@ -269,7 +276,7 @@ class AutogradAdjoint(SensitivityAlgorithm):
         counter = SolveCounter()
         try:
             ys, _ = integrate(problem.closed(), y0, t, method=problem.method, rtol=problem.rtol,
-                              atol=problem.atol, options=problem.options, counter=counter)
+                              atol=problem.atol, options=problem.options, counter=counter, inputs_checked=True)
         finally:
             problem.stats.nfe_forward += counter.nfe
             problem.stats.steps_forward += counter.steps
@@ -353,7 +360,8 @@ class _ContinuousAdjoint(SensitivityAlgorithm):
         try:
             states, dense = integrate(problem.closed(), y0, torch.tensor(grid, dtype=t.dtype, device=t.device),
                                       method=problem.method, rtol=problem.rtol, atol=problem.atol,
-                                      options=problem.options, dense=not self.checkpointing, counter=counter)
+                                      options=problem.options, dense=not self.checkpointing, counter=counter,
+                                      inputs_checked=True)
         finally:
             problem.stats.nfe_forward += counter.nfe
             problem.stats.steps_forward += counter.steps
@@ -457,7 +465,7 @@ class InterpolatingAdjoint(_ContinuousAdjoint):
             z0 = torch.cat([lam.reshape(-1), mu])
             zs, _ = integrate(adjoint_rhs, z0, torch.tensor([grid[k + 1], grid[k]], dtype=torch.float64),
                               method=problem.method, rtol=rtol, atol=atol, options=problem.options, counter=counter,
-                              phase="backward (adjoint) solve", land_on_times=True)
+                              phase="backward (adjoint) solve", land_on_times=True, inputs_checked=True)
             lam, mu = zs[-1][:n].view(shape).clone(), zs[-1][n:]
             lam = lam + grad_at.get(k, 0)
             _check_finite("state lambda", lam, grid[k])
@@ -681,10 +689,21 @@ def make_sensealg(
     return cls(**kwargs)
 
 
+#: Signatures already found callable as f(t, y) / f(t, y, params): (code, defaults, keyword defaults, params?).
+_CALLABLE_SIGNATURES: set[tuple] = set()
+
+
 def _check_func(func: object, params: object) -> None:
     """Refuse a func that is not callable or cannot be called as f(t, y) (or f(t, y, params))."""
     if not callable(func):
         raise InputError(f"func must be an nn.Module or a callable f(t, y[, params]); got {describe(func)}")
+    key = None
+    if isinstance(func, types.FunctionType) and not hasattr(func, "__wrapped__") and not hasattr(func, "__signature__"):
+        # A function's signature is fixed by its code and which arguments have defaults, so the closures one
+        # `def` makes on every call (a layer's right-hand side) are checked once.
+        key = (func.__code__, len(func.__defaults__ or ()), frozenset(func.__kwdefaults__ or ()), params is None)
+        if key in _CALLABLE_SIGNATURES:
+            return
     try:
         signature = inspect.signature(func)
     except (TypeError, ValueError):  # builtins and some C callables have no signature: let them run
@@ -697,6 +716,8 @@ def _check_func(func: object, params: object) -> None:
         fix = ("pass the parameters with params=..." if wanted == "(t, y)" and len(signature.parameters) == 3
                else f"wrap it, e.g. lambda t, y{', params' if params is not None else ''}: f(y)")
         raise InputError(f"func is called as f{wanted}, but its signature is {signature}: {fix}") from None
+    if key is not None:
+        _CALLABLE_SIGNATURES.add(key)
 
 
 def odeint(
