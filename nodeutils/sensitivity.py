@@ -456,10 +456,17 @@ class InterpolatingAdjoint(_ContinuousAdjoint):
 
             def adjoint_rhs(t_, z, u_of=u_of):
                 lam_t = z[:n].view(shape)
-                u = u_of(t_).to(z.dtype)
-                a_u, a_p = vjp(t_.to(u.dtype), u, lam_t, leaves)
+                dtype = z.dtype
+                u = u_of(t_)
+                if u.dtype != dtype:
+                    u = u.to(dtype)
+                a_u, a_p = vjp(t_ if t_.dtype == dtype else t_.to(dtype), u, lam_t, leaves)
                 # -[a_u, a_p] in one negation: the same numbers as negating each part (negation is exact)
-                parts = [a_u.reshape(-1).to(z.dtype)] + [g.reshape(-1).to(z.dtype).to(z.device) for g in a_p]
+                parts = [a_u.reshape(-1)] + [g.reshape(-1) for g in a_p]
+                for g in parts:
+                    if g.dtype != dtype or g.device != z.device:
+                        parts = [g.to(dtype).to(z.device) for g in parts]
+                        break
                 return torch.cat(parts).neg_()
 
             z0 = torch.cat([lam.reshape(-1), mu])
