@@ -455,10 +455,11 @@ def integrate(
 
     ``inputs_checked=True`` says the caller has already run these checks on ``y0`` (a float32/float64
     tensor), ``t`` (a finite, strictly monotone 1-D tensor on y0's device), ``method`` and ``options``
-    (as :func:`~nodeutils.sensitivity.odeint` does once per solve), so they are not repeated here.
+    (as :func:`~nodeutils.sensitivity.odeint` does once per solve), so they are not repeated here
+    (they still run while TorchDynamo traces the solve, which keeps the traced graphs unchanged).
     """
     want_steps = dense or on_step is not None
-    if not inputs_checked:
+    if not inputs_checked or torch.compiler.is_compiling():  # under torch.compile: the same trace as ever
         check_state(y0)
         t = check_time_span(t).to(y0.device)
         check_tolerances(rtol, atol)
