@@ -56,6 +56,7 @@ Gradients with respect to ``t`` are not computed, and the continuous adjoints ar
 from __future__ import annotations
 
 import inspect
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -137,12 +138,17 @@ def make_vjp(kind: str, rhs: RHS) -> VJPFn:
     if kind not in VJP_CHOICES:
         raise InputError(f"unknown autojacvec {kind!r}: choose one of {', '.join(VJP_CHOICES)}")
 
+    detached: list = [None, None]  # the latest leaves and their differentiable stand-ins, made once per leaves
+
     def vjp(t, u, lam, leaves, wrt_state=True, wrt_params=True):
         if kind == "autograd":  # a fresh graph per call, like Zygote's pullback
             with torch.enable_grad():
                 u_in = u.detach().requires_grad_(wrt_state)
                 if wrt_params:
-                    ps = tuple(p if p.is_leaf and p.requires_grad else p.detach().requires_grad_() for p in leaves)
+                    if detached[0] is not leaves:
+                        detached[:] = leaves, tuple(p if p.is_leaf and p.requires_grad else p.detach().requires_grad_()
+                                                    for p in leaves)
+                    ps = detached[1]
                 else:
                     ps = tuple(leaves)
                 inputs = ((u_in,) if wrt_state else ()) + (ps if wrt_params else ())
@@ -227,8 +233,14 @@ def _build_problem(func, params, method, rtol, atol, options, stats, sensealg) -
                 "it out of params and close over it in f"
             )
 
-    def rhs(t, u, leaves):
-        return func(t, u, pytree.tree_unflatten(list(leaves), spec))
+    if spec.is_leaf():  # params is one tensor: hand it over as it is
+
+        def rhs(t, u, leaves):
+            return func(t, u, leaves[0])
+    else:
+
+        def rhs(t, u, leaves):
+            return func(t, u, pytree.tree_unflatten(list(leaves), spec))
 
     return _Problem(rhs, tuple(flat), method, rtol, atol, options, stats)
 
@@ -264,7 +276,7 @@ class AutogradAdjoint(SensitivityAlgorithm):
         counter = SolveCounter()
         try:
             ys, _ = integrate(problem.closed(), y0, t, method=problem.method, rtol=problem.rtol,
-                              atol=problem.atol, options=problem.options, counter=counter)
+                              atol=problem.atol, options=problem.options, counter=counter, inputs_checked=True)
         finally:
             problem.stats.nfe_forward += counter.nfe
             problem.stats.steps_forward += counter.steps
@@ -348,7 +360,8 @@ class _ContinuousAdjoint(SensitivityAlgorithm):
         try:
             states, dense = integrate(problem.closed(), y0, torch.tensor(grid, dtype=t.dtype, device=t.device),
                                       method=problem.method, rtol=problem.rtol, atol=problem.atol,
-                                      options=problem.options, dense=not self.checkpointing, counter=counter)
+                                      options=problem.options, dense=not self.checkpointing, counter=counter,
+                                      inputs_checked=True)
         finally:
             problem.stats.nfe_forward += counter.nfe
             problem.stats.steps_forward += counter.steps
@@ -478,14 +491,23 @@ class InterpolatingAdjoint(_ContinuousAdjoint):
 
             def adjoint_rhs(t_, z, u_of=u_of):
                 lam_t = z[:n].view(shape)
-                u = u_of(t_).to(z.dtype)
-                a_u, a_p = vjp(t_.to(u.dtype), u, lam_t, leaves)
-                return torch.cat([-a_u.reshape(-1).to(z.dtype), -_flat(a_p, z.dtype).to(z.device)])
+                dtype = z.dtype
+                u = u_of(t_)
+                if u.dtype != dtype:
+                    u = u.to(dtype)
+                a_u, a_p = vjp(t_ if t_.dtype == dtype else t_.to(dtype), u, lam_t, leaves)
+                # -[a_u, a_p] in one negation: the same numbers as negating each part (negation is exact)
+                parts = [a_u.reshape(-1)] + [g.reshape(-1) for g in a_p]
+                for g in parts:
+                    if g.dtype != dtype or g.device != z.device:
+                        parts = [g.to(dtype).to(z.device) for g in parts]
+                        break
+                return torch.cat(parts).neg_()
 
             z0 = torch.cat([lam.reshape(-1), mu])
             zs, _ = integrate(adjoint_rhs, z0, torch.tensor([grid[k + 1], grid[k]], dtype=torch.float64),
                               method=problem.method, rtol=rtol, atol=atol, options=problem.options, counter=counter,
-                              phase="backward (adjoint) solve", land_on_times=True)
+                              phase="backward (adjoint) solve", land_on_times=True, inputs_checked=True)
             lam, mu = zs[-1][:n].view(shape).clone(), zs[-1][n:]
             lam = lam + grad_at.get(k, 0)
             _check_finite("state lambda", lam, grid[k])
@@ -709,11 +731,23 @@ def make_sensealg(
     return cls(**kwargs)
 
 
+#: Signatures already found callable as f(t, y) / f(t, y, params): (code, defaults, keyword defaults, params?).
+_CALLABLE_SIGNATURES: set[tuple] = set()
+
+
 def _check_func(func: object, params: object) -> None:
     """Refuse a func that is not callable or cannot be called as f(t, y) (or f(t, y, params))."""
     if not callable(func):
         raise InputError(f"func must be an nn.Module or a callable f(t, y[, params]); got {describe(func)}")
-    try:  # a module is called through forward (the module's own signature is (*args, **kwargs))
+    key = None
+    if isinstance(func, types.FunctionType) and not hasattr(func, "__wrapped__") and not hasattr(func, "__signature__"):
+        # A function's signature is fixed by its code and which arguments have defaults, so the closures one
+        # `def` makes on every call (a layer's right-hand side) are checked once.
+        key = (func.__code__, len(func.__defaults__ or ()), frozenset(func.__kwdefaults__ or ()), params is None)
+        if key in _CALLABLE_SIGNATURES:
+            return
+    try:
+        # a module is called through forward (the module's own signature is (*args, **kwargs))
         signature = inspect.signature(func.forward if isinstance(func, torch.nn.Module) else func)
     except (TypeError, ValueError):  # builtins and some C callables have no signature: let them run
         return
@@ -730,6 +764,8 @@ def _check_func(func: object, params: object) -> None:
         fix = ("pass the parameters with params=..." if wanted == "(t, y)" and len(signature.parameters) == 3
                else f"wrap it, e.g. lambda t, y{', params' if params is not None else ''}: f(y)")
         raise InputError(f"func is called as f{wanted}, but its signature is {signature}: {fix}") from None
+    if key is not None:
+        _CALLABLE_SIGNATURES.add(key)
 
 
 def _check_solve_entry(func: object, y0: torch.Tensor, t: torch.Tensor, params: Any, options: dict) -> None:

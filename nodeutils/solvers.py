@@ -163,17 +163,18 @@ def check_time_span(t: torch.Tensor | Sequence[float]) -> torch.Tensor:
         )
     if torch.compiler.is_compiling():  # value checks would break the graph; layers check their span when built
         return t
-    d = t[1:] - t[:-1]
-    if bool(torch.isfinite(t).all() & ((d > 0).all() | (d < 0).all())):  # one read-back in the common case
+    # One read-back, then plain Python: a real floating-point value reads back exactly, and two different
+    # values compare as their difference's sign would (a difference of distinct floats is never rounded to 0).
+    times = t.detach().tolist()
+    if all(map(math.isfinite, times)) and (all(a < b for a, b in zip(times, times[1:]))
+                                           or all(a > b for a, b in zip(times, times[1:]))):
         return t
-    if not torch.isfinite(t).all():
+    if not all(map(math.isfinite, times)):
         raise InputError(f"the time span contains NaN or infinity: {t.tolist()}")
-    if not ((d > 0).all() or (d < 0).all()):
-        raise InputError(
-            f"the time span must be strictly increasing (or strictly decreasing to integrate backward); "
-            f"got {t.tolist()}: sort it and remove repeated times"
-        )
-    return t
+    raise InputError(
+        f"the time span must be strictly increasing (or strictly decreasing to integrate backward); "
+        f"got {t.tolist()}: sort it and remove repeated times"
+    )
 
 
 def check_tolerances(rtol: float, atol: float) -> None:
@@ -481,6 +482,7 @@ def integrate(
     counter: SolveCounter | None = None,
     phase: str = "forward solve",
     land_on_times: bool = False,
+    inputs_checked: bool = False,
 ) -> tuple[torch.Tensor, DenseSolution | None]:
     """Solve dy/dt = func(t, y) and return the states at ``t`` (and the dense solution if asked).
 
@@ -492,17 +494,23 @@ def integrate(
     interpolates back. ``land_on_times=True`` shortens the steps so that each one ends exactly on the
     next time of ``t`` instead: no stage of any step then looks beyond the span. The adjoint solves
     use it, because their right-hand side reads a stored forward solution that exists only there.
+
+    ``inputs_checked=True`` says the caller has already run these checks on ``y0`` (a float32/float64
+    tensor), ``t`` (a finite, strictly monotone 1-D tensor on y0's device), ``method`` and ``options``
+    (as :func:`~nodeutils.sensitivity.odeint` does once per solve), so they are not repeated here
+    (they still run while TorchDynamo traces the solve, which keeps the traced graphs unchanged).
     """
-    check_state(y0)
-    t = check_time_span(t).to(y0.device)
-    check_tolerances(rtol, atol)
     want_steps = dense or on_step is not None
-    check_method(method, need_dense=want_steps)
+    if not inputs_checked or torch.compiler.is_compiling():  # under torch.compile: the same trace as ever
+        check_state(y0)
+        t = check_time_span(t).to(y0.device)
+        check_tolerances(rtol, atol)
+        check_method(method, need_dense=want_steps)
     if torch.compiler.is_compiling():  # checked when the model was built; keep the traced graph free of Python checks
         options = dict(options or {})
     else:
         check_precision(y0.dtype, rtol, atol)
-        options = check_options(method, options)
+        options = dict(options or {}) if inputs_checked else check_options(method, options)
     counter = counter if counter is not None else SolveCounter()
     options.setdefault("max_num_steps", DEFAULT_MAX_NUM_STEPS)
     if method not in adaptive_methods():
