@@ -10,8 +10,9 @@ dependency versions, then runs the unit tests (``pytest tests/``) and ``pytest -
 
 * ``versions=floor``: every dependency at the lowest release ``pyproject.toml`` admits (``>=X`` installs ``==X``),
   the test tools at theirs too, on the lowest Python it admits;
-* ``versions=colab``: Google Colab's preinstalled versions (``scripts/colab_constraints.txt``, torch included); the
-  notebooks also run the Colab way first (``scripts/colab_check.py``: setup cell, fake ``google.colab``);
+* ``versions=colab``: Google Colab's preinstalled versions (``scripts/colab_constraints.txt``, torch included) on
+  Colab's Python (3.13) where ``python3.13`` is on PATH, else on this script's Python; the notebooks also run the
+  Colab way first (``scripts/colab_check.py``: setup cell, fake ``google.colab``);
 * ``versions=latest``: the newest release of every dependency on the package index (no version caps, not even the
   machine's pip configuration).
 
@@ -52,6 +53,7 @@ ROWS: dict[str, dict[str, str]] = {
 VERSION_ROWS = ("versions=floor", "versions=colab", "versions=latest")
 ENVS = ROOT / ".matrix"
 COLAB_CONSTRAINTS = ROOT / "scripts" / "colab_constraints.txt"
+COLAB_PYTHON = "3.13"  # Colab's runtime (the same pip freeze as scripts/colab_constraints.txt)
 TEST_TOOLS = ("pytest", "nbval")  # from the dev extra: what the tests themselves need
 SHOWN = ("torch", "torchvision", "torchdiffeq", "numpy", "matplotlib", "ipywidgets", "tqdm", "pytest", "nbval")
 
@@ -168,7 +170,8 @@ def installed_versions(python: str) -> dict[str, str]:
 def build_environment(row: str, venv: Path) -> str:
     """Make a fresh virtual environment holding the row's versions, this package and the test tools; its Python."""
     shutil.rmtree(venv, ignore_errors=True)
-    interpreter = shutil.which(f"python{floor_python()}") if row == "versions=floor" else base_python()
+    interpreter = {"versions=floor": shutil.which(f"python{floor_python()}"),
+                   "versions=colab": shutil.which(f"python{COLAB_PYTHON}") or base_python()}.get(row, base_python())
     subprocess.run([interpreter, "-m", "venv", str(venv)], check=True)
     python = str(venv / "bin" / "python")
     if row == "versions=floor":
