@@ -213,7 +213,7 @@ def run_row(row: str, notebooks: list[str]) -> tuple[dict[str, list[int]], float
                 # The Colab way first: it uninstalls nodeutils and lets each notebook's setup cell install it.
                 ok = subprocess.run([python, "scripts/colab_check.py"], cwd=ROOT, env=env, check=False).returncode == 0
                 counts["colab_check.py"] = [1, 0] if ok else [0, 1]
-                _pip(python, "--no-deps", "-e", ".")
+                _pip(python, "-e", ".", "-c", str(COLAB_CONSTRAINTS))  # as the setup cell installed it
             counts |= {f"tests/{k}": v for k, v in _pytest(python, ["tests/"], env, Path(tmp) / "unit.xml").items()}
         try:
             counts |= _pytest(python, ["--nbval", *notebooks], env, Path(tmp) / "report.xml")
