@@ -7,7 +7,6 @@ STAMP := $(VENV)/.installed
 # PyTorch is pinned to the release this project is tested with.
 TORCH := torch==2.14.1 torchvision==0.29.1
 RUN_ARGS ?= --subset 1500
-COLAB_VENV := .colab-venv
 SITE_STAMP := $(VENV)/.site-installed
 
 .PHONY: run test test-unit test-notebooks test-matrix notebooks lab lint setup clean badges test-colab memory \
@@ -33,10 +32,14 @@ test-notebooks: $(STAMP)
 	$(BIN)/python -m pytest -q --nbval notebooks/
 
 # The notebook tests under each thread count and CPU kernel set (and CUDA when present): a table of cells.
-# MATRIX_ROWS picks rows, e.g. make test-matrix MATRIX_ROWS="threads=1 kernels=default".
+# MATRIX_ROWS picks rows, e.g. make test-matrix MATRIX_ROWS="threads=1 kernels=default". The version rows
+# (versions=floor, versions=colab, versions=latest) each build a fresh environment under .matrix/ with other
+# dependency versions and run the unit tests too; they download PyTorch, so they run only when named.
 MATRIX_ROWS ?=
-test-matrix: $(STAMP)
-	$(BIN)/python scripts/test_matrix.py $(if $(MATRIX_ROWS),--rows $(MATRIX_ROWS),)
+# Version rows alone need no .venv (they build their own); every other row runs nbval in .venv.
+MATRIX_IN_VENV := $(if $(filter-out versions=%,$(or $(MATRIX_ROWS),all)),yes)
+test-matrix: $(if $(MATRIX_IN_VENV),$(STAMP))
+	$(if $(MATRIX_IN_VENV),$(BIN)/python,$(PYTHON)) scripts/test_matrix.py $(if $(MATRIX_ROWS),--rows $(MATRIX_ROWS),)
 
 # Re-execute every notebook in place (after changing nodeutils), storing static views as the tests expect.
 notebooks: $(STAMP)
@@ -53,14 +56,11 @@ lab: $(STAMP)
 badges:
 	$(PYTHON) scripts/make_badges.py
 
-# Every notebook run the Colab way, in a fresh virtual environment holding Colab's preinstalled versions
-# (scripts/colab_constraints.txt), then the explorers' headless tests under that environment's ipywidgets 7.
+# The Colab check: the versions=colab row of test-matrix. A fresh virtual environment holding Colab's preinstalled
+# versions, its torch and torchvision included (scripts/colab_constraints.txt); every notebook run the Colab way
+# (scripts/colab_check.py), then the unit tests and the notebook tests in that environment.
 test-colab:
-	rm -rf $(COLAB_VENV)
-	$(PYTHON) -m venv $(COLAB_VENV)
-	$(COLAB_VENV)/bin/python -m pip install --quiet -r scripts/colab_constraints.txt
-	$(COLAB_VENV)/bin/python scripts/colab_check.py
-	$(COLAB_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_views.py
+	$(PYTHON) scripts/test_matrix.py --rows versions=colab
 
 # Peak memory of each notebook's kernel, written into the book's "Run it" page (docs/book/run-it.md).
 memory: $(STAMP)
@@ -92,4 +92,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) $(COLAB_VENV) .pytest_cache .ruff_cache build
+	rm -rf $(VENV) .matrix .colab-venv .pytest_cache .ruff_cache build

@@ -30,6 +30,7 @@ from torch import nn
 from torch.func import functional_call
 
 from .checks import check_bool
+from .compat import is_compiling
 from .errors import InputError
 from .sensitivity import SensitivityAlgorithm, SolveStats, make_sensealg, odeint
 from .solvers import check_method, check_options, check_time_span, check_tolerances
@@ -168,7 +169,7 @@ class BoundNetwork:
     def __call__(self, u: torch.Tensor, p: Any) -> torch.Tensor:
         if self.active and self._is_bound(p):
             return self.model(u)
-        if torch.compiler.is_compiling():
+        if is_compiling():
             return functional_call(self.model, self.as_dict(p), (u,), tie_weights=False)
         tensors = self._tensors_of(p)
         slots = self._parameter_slots()

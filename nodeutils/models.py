@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .checks import check_bool, check_choice, check_int
+from .compat import is_compiling
 from .env import pick_device
 from .errors import InputError
 from .layers import LAYERS, LastState, make_ode_layer
@@ -61,7 +62,7 @@ class ImageCheck(nn.Module):
             raise InputError(f"the model was converted to {dtype}, which resolves only 2-3 significant digits: the "
                              "ODE solver's error control cannot work in it. Convert it back with model.float() "
                              "(or model.double())")
-        if self.value_range is not None and not torch.compiler.is_compiling():
+        if self.value_range is not None and not is_compiling():
             low, high = self.value_range
             lo, hi = (float(v) for v in torch.aminmax(x.detach()))
             if lo < low - 1e-6 or hi > high + 1e-6:  # NaN compares False: the solver reports NaN inputs itself

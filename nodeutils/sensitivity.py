@@ -68,6 +68,7 @@ from torch.func import functional_call
 from torch.utils import _pytree as pytree
 
 from .checks import check_bool, check_choice, check_int, check_number, describe
+from .compat import is_compiling
 from .errors import InputError, NonFiniteStateError
 from .solvers import (
     DEFAULT_MAX_NUM_STEPS,
@@ -823,7 +824,7 @@ def odeint(
     t = t.to(y0.device)
     check_tolerances(rtol, atol)
     check_method(method, need_dense=sensealg.uses_dense_output)
-    if not torch.compiler.is_compiling():
+    if not is_compiling():
         check_precision(y0.dtype, rtol, atol)
         options = check_options(method, options)
         _check_func(func, params)

@@ -29,6 +29,7 @@ from torchdiffeq._impl.odeint import SOLVERS
 from torchdiffeq._impl.rk_common import RKAdaptiveStepsizeODESolver, _ButcherTableau
 
 from .checks import check_bool, check_callable, check_choice, check_int, check_number, describe
+from .compat import is_compiling
 from .errors import InputError, NonFiniteStateError, StepLimitError, StepSizeUnderflowError
 
 __all__ = [
@@ -161,7 +162,7 @@ def check_time_span(t: torch.Tensor | Sequence[float]) -> torch.Tensor:
         raise InputError(
             f"the time span must be a 1-D sequence of at least two times, like (0.0, 1.0); got shape {tuple(t.shape)}"
         )
-    if torch.compiler.is_compiling():  # value checks would break the graph; layers check their span when built
+    if is_compiling():  # value checks would break the graph; layers check their span when built
         return t
     # One read-back, then plain Python: a real floating-point value reads back exactly, and two different
     # values compare as their difference's sign would (a difference of distinct floats is never rounded to 0).
@@ -404,7 +405,7 @@ class _CheckedRHS:
         self.shape_checked = False
 
     def __call__(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if not torch.compiler.is_compiling():  # a Python counter would force recompilation at every call
+        if not is_compiling():  # a Python counter would force recompilation at every call
             self.counter.nfe += 1
         out = self.func(t, y)
         if not self.shape_checked:
@@ -414,7 +415,7 @@ class _CheckedRHS:
                     f"the right-hand side must return a tensor shaped like the state {tuple(y.shape)}; got {got}"
                 )
             self.shape_checked = True
-            if not torch.compiler.is_compiling() and not bool(torch.isfinite(out).all()):
+            if not is_compiling() and not bool(torch.isfinite(out).all()):
                 raise NonFiniteStateError(  # the state is finite (checked before the solve): f itself is not
                     f"the right-hand side returned NaN or infinite values at the start (t={float(t):.6g}) of the "
                     f"{self.phase}, from a finite state: f itself produces them. Check f for a division by zero, "
@@ -501,12 +502,12 @@ def integrate(
     (they still run while TorchDynamo traces the solve, which keeps the traced graphs unchanged).
     """
     want_steps = dense or on_step is not None
-    if not inputs_checked or torch.compiler.is_compiling():  # under torch.compile: the same trace as ever
+    if not inputs_checked or is_compiling():  # under torch.compile: the same trace as ever
         check_state(y0)
         t = check_time_span(t).to(y0.device)
         check_tolerances(rtol, atol)
         check_method(method, need_dense=want_steps)
-    if torch.compiler.is_compiling():  # checked when the model was built; keep the traced graph free of Python checks
+    if is_compiling():  # checked when the model was built; keep the traced graph free of Python checks
         options = dict(options or {})
     else:
         check_precision(y0.dtype, rtol, atol)
@@ -525,7 +526,7 @@ def integrate(
         options["step_t"] = torch.unique(step_t)
 
     # Value checks read tensors into Python; under torch.compile they would break the graph, so they are skipped.
-    checking = not torch.compiler.is_compiling()
+    checking = not is_compiling()
     if checking and not bool(torch.isfinite(y0).all()):
         cause = ("the input is not finite. Check the data (torch.isfinite(x).all()) and the layers before the ODE"
                  if phase.startswith("forward") else

@@ -302,10 +302,15 @@ def test_binder_is_launched_into_jupyterlab_on_each_notebook():
 # --- make targets and CI ----------------------------------------------------------------------------------------
 
 
-def test_ci_runs_the_colab_check_after_the_tests():
+def test_ci_runs_the_floor_and_colab_rows_after_the_tests():
     ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
-    assert ci.index("make test") < ci.index("make test-colab")
+    matrix = next(line for line in ci if line.startswith("make test-matrix "))
+    assert ci.index("make test") < ci.index(matrix)
+    assert {"versions=floor", "versions=colab"} <= set(matrix.split('"')[1].split())
+    assert "make test-colab" not in ci, "the versions=colab row already runs the Colab check: do not build it twice"
     makefile = (ROOT / "Makefile").read_text()
-    assert re.search(r"^test-colab:", makefile, flags=re.MULTILINE)
+    assert re.search(r"^test-colab:\n\t\$\(PYTHON\) scripts/test_matrix.py --rows versions=colab\n", makefile,
+                     flags=re.MULTILINE)
     assert re.search(r"^badges:", makefile, flags=re.MULTILINE)
-    assert "scripts/colab_constraints.txt" in makefile and "scripts/colab_check.py" in makefile
+    matrix_script = (ROOT / "scripts" / "test_matrix.py").read_text()
+    assert "colab_constraints.txt" in matrix_script and "scripts/colab_check.py" in matrix_script

@@ -4,6 +4,8 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 CONDA_NAMES = {"torch": "pytorch-cpu"}  # conda-forge's CPU build of PyTorch
 
@@ -67,3 +69,48 @@ def test_embedded_data_ships_with_the_package():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert "embedded/*.npz" in project["tool"]["setuptools"]["package-data"]["nodeutils"]
     assert (ROOT / "nodeutils" / "embedded" / "mnist_5k.npz").is_file()
+
+
+# --- the test matrix's version rows -----------------------------------------------------------------------------
+
+
+def _test_matrix():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("test_matrix_script", ROOT / "scripts" / "test_matrix.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_floor_row_installs_each_lower_bound_that_pyproject_and_the_environment_files_state():
+    pins = dict(pin.split("==") for pin in _test_matrix().floor_pins())
+    requirements = _requirements()
+    for name, version in pins.items():
+        assert f">={version}" in requirements[name.lower()].split(","), (name, version, requirements[name.lower()])
+    conda = _conda_entries()
+    for name in ("torch", "torchvision", "numpy", "matplotlib", "ipywidgets", "tqdm", "torchdiffeq", "pytest", "nbval"):
+        assert f">={pins[name]}" in conda[CONDA_NAMES.get(name, name)].split(","), name
+    assert _test_matrix().floor_python() == "3.11"
+    assert "python=3.11" in (ROOT / "environment.yml").read_text()
+
+
+@pytest.mark.parametrize("requirement, floor", [
+    ("torch>=2.1", ("torch", "2.1")),
+    ("torchdiffeq>=0.2.5,<0.3", ("torchdiffeq", "0.2.5")),
+    ("ipywidgets >= 7.7.1  # tested with 7.7.1", ("ipywidgets", "7.7.1")),
+])
+def test_lower_bound_reads_the_floor(requirement, floor):
+    assert _test_matrix().lower_bound(requirement) == floor
+
+
+@pytest.mark.parametrize("requirement", ["torch", "torch>2.1", "torch<3", "torch>=2.1,>=2.2"])
+def test_a_requirement_without_one_floor_is_refused(requirement):
+    with pytest.raises(ValueError, match="no single lower bound"):
+        _test_matrix().lower_bound(requirement)
+
+
+def test_weekly_workflow_runs_the_latest_row():
+    workflow = (ROOT / ".github" / "workflows" / "weekly-latest.yml").read_text()
+    assert re.search(r"^\s+- cron: ", workflow, flags=re.MULTILINE)
+    assert "make test-matrix MATRIX_ROWS=versions=latest" in workflow
