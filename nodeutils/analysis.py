@@ -6,18 +6,18 @@ import contextlib
 import math
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .checks import check_int, check_number
+from .checks import check_batch, check_int, check_labels, check_number, describe
 from .errors import InputError
 from .models import check_model, encode
-from .solvers import check_method, check_options, check_time_span, check_tolerances
-from .training import predictions
+from .solvers import SolveCounter, check_method, check_options, check_time_span, check_tolerances, integrate
+from .training import model_device, predictions
 
 __all__ = [
     "Trajectories",
@@ -32,6 +32,15 @@ __all__ = [
     "binomial_interval",
     "without_times",
     "same_table",
+    "PredictionComparison",
+    "compare_predictions",
+    "SolverSteps",
+    "solver_steps",
+    "class_spread",
+    "decoder_scores",
+    "decoder_margin",
+    "LinearReadout",
+    "fit_linear_readout",
 ]
 
 
@@ -169,16 +178,23 @@ class ToleranceResult:
 @torch.no_grad()
 def evaluate_at_tolerance(model: nn.Module, loader: DataLoader, tolerance: float) -> ToleranceResult:
     """Evaluate the trained ``model`` on ``loader`` with rtol = atol = ``tolerance``."""
+    tolerance = check_number("tolerance", tolerance, example="1e-3")
     check_tolerances(tolerance, tolerance)
     check_model(model)
     model.eval()
-    device = next(model.parameters()).device
+    device = model_device(model)
+    if isinstance(loader, (torch.Tensor, str, bytes)) or not isinstance(loader, Iterable):
+        raise InputError(f"loader must be a DataLoader of (images, labels) batches, as load_mnist returns; got "
+                         f"{describe(loader)}")
     nfe, correct, total, seconds = [], 0, 0, 0.0
-    with solver_settings(model, rtol=float(tolerance), atol=float(tolerance)):
-        for x, y in loader:
+    with solver_settings(model, rtol=tolerance, atol=tolerance):
+        for batch in loader:
+            x, y = check_batch(batch)
             start = time.perf_counter()
-            predicted = model(x.to(device)).argmax(dim=1).cpu()
+            logits = model(x.to(device))
             seconds += time.perf_counter() - start
+            y = check_labels(y, len(x), logits.shape[1])  # so the comparison below cannot broadcast
+            predicted = logits.argmax(dim=1).cpu()
             nfe.append(model.ode.stats.nfe_forward)
             correct += int((predicted == y).sum())
             total += len(y)
@@ -235,3 +251,177 @@ def without_times(rows: Sequence[str] | object) -> list[str]:
 def same_table(a: Sequence[str] | object, b: Sequence[str] | object) -> bool:
     """True when two training tables (or histories) agree in every row apart from the timings."""
     return without_times(a) == without_times(b)
+
+
+@dataclass
+class PredictionComparison:
+    """How two models' outputs differ on the same images."""
+
+    images: int
+    changed: int  # images whose predicted class differs
+    largest_logit_difference: float
+
+
+def compare_predictions(a: nn.Module, b: nn.Module, *loaders: DataLoader) -> PredictionComparison:
+    """Compare two models' logits and predicted classes on every image of ``loaders``."""
+    check_model(a)
+    check_model(b)
+    images = changed = 0
+    largest = 0.0
+    with torch.no_grad():
+        for loader in loaders:
+            for x, _ in loader:
+                la = a(x.to(next(a.parameters()).device)).cpu()
+                lb = b(x.to(next(b.parameters()).device)).cpu()
+                images += len(x)
+                changed += int((la.argmax(1) != lb.argmax(1)).sum())
+                largest = max(largest, float((la - lb).abs().max()))
+    return PredictionComparison(images, changed, largest)
+
+
+@dataclass
+class SolverSteps:
+    """The accepted steps of one forward solve: where each ended, and what the solve cost."""
+
+    tolerance: float
+    step_ends: list[float]  # t0, then the end of every accepted step (the last one may lie past the span)
+    evaluations: int  # evaluations of f, including the two that pick the first step
+    rejected: int
+
+    @property
+    def step_sizes(self) -> list[float]:
+        return [b - a for a, b in zip(self.step_ends, self.step_ends[1:])]
+
+    @property
+    def growth(self) -> list[float]:
+        """Each step's size divided by the previous step's."""
+        sizes = self.step_sizes
+        return [b / a for a, b in zip(sizes, sizes[1:])]
+
+
+@torch.no_grad()
+def solver_steps(model: nn.Module, images: torch.Tensor, tolerance: float | None = None) -> SolverSteps:
+    """Accepted steps of the model's forward solve for ``images`` at rtol = atol = ``tolerance``.
+
+    Runs the same solve as ``model(images)`` (same solver, span, options and flat batch state, so the
+    same steps and evaluation count), with ``tolerance`` defaulting to the model's own rtol.
+    """
+    settings = check_model(model).ode.settings
+    tolerance = settings.rtol if tolerance is None else check_number("tolerance", tolerance, example="1e-3")
+    check_tolerances(tolerance, tolerance)
+    model.eval()
+    start = encode(model, images)
+    network = model.ode.model
+    ends: list[float] = []
+
+    def on_step(t0: float, t1: float, _coefficients: list[torch.Tensor]) -> None:
+        if not ends:
+            ends.append(t0)
+        ends.append(t1)
+
+    counter = SolveCounter()
+    span = torch.tensor(settings.tspan, dtype=torch.float64, device=start.device)
+    integrate(lambda t, u: network(u.view(start.shape)).reshape(-1), start.reshape(-1), span,
+              method=settings.solver, rtol=tolerance, atol=tolerance, options=dict(settings.options),
+              on_step=on_step, counter=counter)
+    return SolverSteps(float(tolerance), ends, counter.nfe, counter.rejected)
+
+
+def _check_states_and_labels(states: object, labels: object) -> None:
+    if not isinstance(states, torch.Tensor) or states.ndim != 2:
+        got = tuple(states.shape) if isinstance(states, torch.Tensor) else type(states).__name__
+        raise InputError(f"states must be a 2-D tensor (image x state), e.g. trajectories.states[-1]; got {got}")
+    _check_images_and_labels(states, labels)
+    if labels.is_floating_point() or labels.dtype == torch.bool:
+        raise InputError(f"labels must be integer class labels; got dtype {labels.dtype}")
+
+
+def class_spread(states: torch.Tensor, labels: torch.Tensor) -> float:
+    """How tightly each class clusters, in the full state space (no projection).
+
+    The mean distance of a state from its class's centre, averaged over the classes present, divided by
+    the mean distance of a state from the centre of all states: 0 when every class is a single point,
+    about 1 when the classes are mixed through one another. Scale-free, so states at different times
+    can be compared.
+    """
+    _check_states_and_labels(states, labels)
+    states, labels = states.double().cpu(), labels.cpu()
+    classes = labels.unique()
+    within = torch.stack([(states[labels == c] - states[labels == c].mean(0)).norm(dim=1).mean() for c in classes])
+    overall = (states - states.mean(0)).norm(dim=1).mean()
+    return float(within.mean() / overall)
+
+
+@torch.no_grad()
+def decoder_scores(model: nn.Module, states: torch.Tensor) -> torch.Tensor:
+    """The model's decoder applied to hidden states (e.g. ``trajectories.states[-1]``): class scores on the CPU."""
+    model = check_model(model)
+    reference = next(model.decoder.parameters())
+    return model.decoder(states.to(device=reference.device, dtype=reference.dtype)).cpu()
+
+
+def decoder_margin(model: nn.Module, states: torch.Tensor) -> torch.Tensor:
+    """Per state: the decoder's top score minus its runner-up (small means a close call)."""
+    top2 = decoder_scores(model, states).topk(2, dim=1).values
+    return top2[:, 0] - top2[:, 1]
+
+
+@dataclass
+class LinearReadout:
+    """A linear decoder (scores = states @ weight.T + bias) fitted by :func:`fit_linear_readout`."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+    loss: float  # training cross-entropy, without the penalty
+    gradient_norm: float  # of the penalised loss at the returned weights: ~0 at the optimum
+
+    def __call__(self, states: torch.Tensor) -> torch.Tensor:
+        return states.double().cpu() @ self.weight.T + self.bias
+
+    def accuracy(self, states: torch.Tensor, labels: torch.Tensor) -> float:
+        """Percentage of ``states`` whose highest score is at their label."""
+        _check_states_and_labels(states, labels)
+        return 100 * float((self(states).argmax(dim=1) == labels.cpu()).double().mean())
+
+
+def fit_linear_readout(states: torch.Tensor, labels: torch.Tensor, classes: int = 10, penalty: float = 1e-3,
+                       iterations: int = 15) -> LinearReadout:
+    """The best linear decoder for fixed ``states``: minimises cross-entropy + penalty/2 * |weight|^2.
+
+    A convex problem (multinomial logistic regression), solved in float64 by a fixed number of full
+    Newton steps from zero weights: no line search or stopping test, so nearby inputs give nearby
+    weights. The small penalty keeps the optimum finite when some classes can be separated exactly.
+    """
+    _check_states_and_labels(states, labels)
+    classes = check_int("classes", classes, minimum=2)
+    penalty = check_number("penalty", penalty, example="1e-3")
+    iterations = check_int("iterations", iterations, minimum=1)
+    labels = labels.cpu()
+    if int(labels.min()) < 0 or int(labels.max()) >= classes:
+        raise InputError(f"labels run from {int(labels.min())} to {int(labels.max())}, outside 0..{classes - 1}: "
+                         "pass classes= large enough")
+    x = states.double().cpu()
+    n, d = x.shape
+    a = torch.cat([x, torch.ones(n, 1, dtype=torch.float64)], dim=1)  # the last column carries the bias
+    onehot = nn.functional.one_hot(labels, classes).double()
+    mask = torch.ones(classes, d + 1, dtype=torch.float64)
+    mask[:, -1] = 0  # the bias is not penalised
+    theta = torch.zeros(classes, d + 1, dtype=torch.float64)
+
+    def gradient(theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        p = torch.softmax(a @ theta.T, dim=1)
+        return p, (p - onehot).T @ a / n + penalty * mask * theta
+
+    for _ in range(iterations):
+        p, g = gradient(theta)
+        # Hessian of the mean cross-entropy: sum_i (diag(p_i) - p_i p_i^T) (x) a_i a_i^T / n
+        weighted = (p[:, :, None] * a[:, None, :]).reshape(n, -1)  # row i: p_i (x) a_i
+        hessian = (torch.block_diag(*[(a * p[:, c:c + 1]).T @ a for c in range(classes)])
+                   - weighted.T @ weighted) / n
+        hessian += torch.diag(penalty * mask.reshape(-1))
+        # softmax scores are unchanged by adding one vector to every class: the tiny ridge fixes that direction
+        hessian += 1e-12 * torch.eye(len(hessian), dtype=torch.float64)
+        theta = theta - torch.linalg.solve(hessian, g.reshape(-1)).view(classes, d + 1)
+    _, g = gradient(theta)
+    loss = float(nn.functional.cross_entropy(a @ theta.T, labels))
+    return LinearReadout(theta[:, :-1].clone(), theta[:, -1].clone(), loss, float(g.norm()))

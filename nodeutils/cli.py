@@ -23,8 +23,14 @@ def exit_quietly_on_interrupt() -> None:
     """Make Ctrl-C while the package loads print one line and exit with status 130 (no traceback)."""
 
     def interrupted(signum: int, frame: object) -> None:
-        print("interrupted while loading nodeutils", file=sys.stderr, flush=True)
-        raise SystemExit(EXIT_INTERRUPTED)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # we are leaving: a second Ctrl-C must not kill us mid-exit
+        try:
+            os.write(sys.stderr.fileno(), b"interrupted while loading nodeutils\n")
+        except (OSError, ValueError):
+            pass
+        # Nothing has been written or opened yet, so exit at once: an exception raised here could surface inside
+        # an extension module's initialisation (e.g. PyTorch's) as an ImportError with a traceback.
+        os._exit(EXIT_INTERRUPTED)
 
     try:
         signal.signal(signal.SIGINT, interrupted)
@@ -129,13 +135,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         pass
     phase = {"now": "before training started"}
     try:
-        return _run(argv, phase)
-    except KeyboardInterrupt:
-        print(f"interrupted {phase['now']}", file=sys.stderr, flush=True)
+        try:
+            status = _run(argv, phase)
+            sys.stdout.flush()  # a full disk shows here, inside the handlers, not at interpreter exit
+            return status
+        except KeyboardInterrupt:
+            _ignore_interrupts()  # a second Ctrl-C while this line is printed changes nothing
+            print(f"interrupted {phase['now']}", file=sys.stderr, flush=True)
+            return EXIT_INTERRUPTED
+        except BrokenPipeError:  # the reader of the table went away (e.g. `... | head -3`): stop without a traceback
+            _silence_stdout()
+            return 1
+        except OSError as err:
+            if not _is_stdout_error(err):
+                raise
+            _silence_stdout()
+            print(f"error: cannot write the output ({err.strerror or err}): free some space or write it elsewhere",
+                  file=sys.stderr, flush=True)
+            return 1
+    except KeyboardInterrupt:  # a second Ctrl-C inside one of the handlers above
+        _ignore_interrupts()
         return EXIT_INTERRUPTED
-    except BrokenPipeError:  # the reader of the table went away (e.g. `... | head -3`): stop without a traceback
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the final flush cannot fail again
-        return 1
+
+
+def _ignore_interrupts() -> None:
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread
+        pass
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _is_stdout_error(err: OSError) -> bool:
+    """True for a failed write to the output (full disk, I/O error), as opposed to e.g. a data file."""
+    import errno
+
+    return err.errno in (errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG) and err.filename is None
 
 
 def _run(argv: Sequence[str] | None, phase: dict[str, str]) -> int:
@@ -144,15 +186,17 @@ def _run(argv: Sequence[str] | None, phase: dict[str, str]) -> int:
     _check_combinations(parser, args)
     import torch
 
+    from .checks import check_threads
     from .env import default_threads
     from .errors import NodeUtilsError
     from .training import train
 
-    torch.set_num_threads(args.threads or default_threads())
     subset = "auto" if args.subset is None else args.subset
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         try:
+            torch.set_num_threads(default_threads(warn=True) if args.threads is None
+                                  else check_threads(args.threads, "--threads"))
             history = train(args.layer, device=args.device, epochs=args.epochs, batch_size=args.batch_size,
                             lr=args.lr, sensealg=args.sensealg or "default", vjp=args.vjp,
                             structured_params=args.structured_params, seed=args.seed, subset=subset,
@@ -163,6 +207,7 @@ def _run(argv: Sequence[str] | None, phase: dict[str, str]) -> int:
             return EXIT_USAGE
     phase["now"] = "after training"
     if history.interrupted:  # train printed "interrupted at epoch k/n ..."
+        _ignore_interrupts()
         return EXIT_INTERRUPTED
     s = history.settings
     print(f"# layer={s['layer']} sensealg={s['sensealg']} structured_params={s['structured_params']} "

@@ -9,6 +9,7 @@ cannot trace. :func:`explain` runs ``torch._dynamo.explain`` quietly and summari
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import statistics
@@ -20,6 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+from .checks import check_writable_folder
+from .errors import InputError
 
 __all__ = ["ExplainRow", "explain", "break_category", "time_forward_backward", "time_interleaved", "Ratio", "ratio",
            "CompileTiming", "compare_compiled", "solve_outside_try"]
@@ -39,6 +43,32 @@ def _separate_compile_cache_per_cpu_capability() -> None:
 
 
 _separate_compile_cache_per_cpu_capability()
+
+_CACHE_FIX = ("free some space, or point TORCHINDUCTOR_CACHE_DIR at a writable folder (before importing nodeutils), "
+              "e.g. TORCHINDUCTOR_CACHE_DIR=/tmp/torchinductor")
+
+
+def _compile_cache_dir() -> str:
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    return os.environ.get("TORCHINDUCTOR_CACHE_DIR") or cache_dir()
+
+
+def _check_compile_cache() -> None:
+    """torch.compile's kernel cache folder must be a writable folder (checked before anything is compiled)."""
+    check_writable_folder(_compile_cache_dir(), "torch.compile's kernel cache folder", _CACHE_FIX)
+
+
+def _disk_error(err: BaseException) -> OSError | None:
+    """The OSError of a full or read-only disk somewhere in ``err``'s chain of causes, if any."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
 
 _CATEGORIES = [
     ("Tensor.item()", "tensor value read into Python (.item())"),
@@ -211,6 +241,7 @@ class CompileTiming:
 def compare_compiled(model: torch.nn.Module, x: torch.Tensor, part: str = "ode.model",
                      repeats: int = 10) -> CompileTiming:
     """Time forward+backward eagerly and with ``torch.compile`` applied to the submodule ``part``, interleaved."""
+    _check_compile_cache()
     owner_name, _, attr = part.rpartition(".")
     owner = model.get_submodule(owner_name)
     original = getattr(owner, attr)
@@ -221,7 +252,14 @@ def compare_compiled(model: torch.nn.Module, x: torch.Tensor, part: str = "ode.m
             compiled = torch.compile(original)
             setattr(owner, attr, compiled)
             start = time.perf_counter()
-            step()
+            try:
+                step()
+            except Exception as err:
+                cause = _disk_error(err)
+                if cause is None:
+                    raise
+                raise InputError(f"torch.compile could not write its kernels into {_compile_cache_dir()} "
+                                 f"({cause.strerror or cause}): {_CACHE_FIX}") from None
             first = time.perf_counter() - start
 
             def run(module: Any) -> Callable[[], None]:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from .checks import check_bool, check_choice, check_int, describe
+from .checks import check_bool, check_choice, check_folder, check_int, describe
 from .errors import DataError, InputError, NodeUtilsWarning
 
 __all__ = [
@@ -170,6 +170,11 @@ def _read_idx(path: Path, kind: str) -> np.ndarray:
     header = 4 + 4 * ndim
     shape = tuple(int.from_bytes(payload[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     expected = header + int(np.prod(shape))
+    if len(payload) == expected and kind == "images" and shape[1:] != (28, 28):
+        raise DataError(
+            f"{path} is a well-formed IDX file of {shape[0]} images of {'x'.join(map(str, shape[1:]))} pixels, but "
+            "MNIST images are 28x28: it is another dataset. Put the MNIST training files there instead"
+        )
     if len(payload) != expected or (kind == "images" and shape[1:] != (28, 28)):
         raise DataError(
             f"{path} is truncated or malformed: its header announces {'x'.join(map(str, shape))} bytes of data "
@@ -231,8 +236,8 @@ def load_arrays(
         if path is not None:
             raise InputError("path= replaces the embedded file and is not used by source='torchvision': "
                              "use root= for the folder of the full MNIST")
-        if root is not None and not isinstance(root, (str, os.PathLike)):
-            raise InputError(f"root must be a folder path (a string or pathlib.Path); got {describe(root)}")
+        if root is not None:
+            root = check_folder("root (the data folder, --data-dir)", root)  # "~/data" means the home folder's
         images, labels = _read_torchvision(root, download)
     if subset is not None:
         if subset > len(labels):

@@ -11,6 +11,7 @@ from importlib import metadata
 
 import torch
 
+from .checks import check_threads
 from .errors import InputError
 
 __all__ = ["pick_device", "default_device_name", "DEVICE_VARIABLE", "default_threads", "versioninfo",
@@ -35,37 +36,45 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     The notebooks never name a device, so ``NODEUTILS_DEVICE=cuda`` (or ``auto``) moves all of their
     training to a GPU, e.g. on a Colab GPU runtime, without editing a cell.
     """
-    if isinstance(device, torch.device):
-        return device
+    if isinstance(device, torch.device):  # checked like its name, so torch.device("cuda") without a GPU is refused
+        device = str(device)
     from_variable = device is None
     if from_variable:
         device = default_device_name()
+    if isinstance(device, str):
+        device = device.strip().lower()  # " CPU" means cpu
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not isinstance(device, str) or not (device == "cpu" or device.startswith("cuda")):
+    if not isinstance(device, str) or not device.startswith(("cpu", "cuda")):
         if from_variable:
             raise InputError(f"{DEVICE_VARIABLE}={device!r} is not a device: set it to cpu, cuda or auto, or unset it")
         raise InputError(f"unknown device {device!r}: use 'cpu', 'cuda' or 'auto'")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"device {device!r} was requested but no CUDA GPU is available: use 'cpu' or 'auto'")
     try:
-        return torch.device(device)
+        picked = torch.device(device)
     except RuntimeError as err:  # e.g. "cuda:x"
         raise InputError(f"unknown device {device!r} ({err}): use 'cpu', 'cuda', 'cuda:0' or 'auto'") from None
+    if picked.type == "cpu" and picked.index not in (None, 0):
+        raise InputError(f"device {device!r} names a CPU by number, but PyTorch has one CPU device: use 'cpu'")
+    if picked.type == "cuda" and picked.index is not None and picked.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise InputError(f"device {device!r} was requested but this machine has {count} CUDA GPU"
+                         f"{'s' * (count != 1)} (cuda:0 to cuda:{count - 1}): use 'cuda' or 'auto'")
+    return torch.device("cpu") if picked.type == "cpu" else picked
 
 
-def default_threads() -> int:
+def default_threads(warn: bool = False) -> int:
     """PyTorch's intra-op threads for the notebooks: ``OMP_NUM_THREADS`` when set, else 1.
+
+    A value that is not a positive number of threads is refused; ``warn=True`` also warns about
+    more threads than CPU cores.
 
     One thread is as fast as two on an idle 2-core machine and many times faster on a busy or shared
     one (Colab, Binder); results are the same for every thread count.
     """
     value = os.environ.get("OMP_NUM_THREADS", "").strip()
-    try:
-        return max(1, int(value)) if value else 1
-    except ValueError:
-        raise InputError(
-            f"OMP_NUM_THREADS={value!r} is not a number of threads: set it to 1, 2, ... or unset it") from None
+    return check_threads(value, "OMP_NUM_THREADS", warn=warn) if value else 1
 
 
 def cpu_name() -> str:

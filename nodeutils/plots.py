@@ -9,6 +9,9 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from .checks import describe
+from .errors import InputError
+
 __all__ = [
     "show_digits",
     "show_source",
@@ -108,7 +111,14 @@ def plot_horizon_sweep(rows: Sequence) -> Figure:
 
 
 def plot_training(history) -> Figure:  # noqa: ANN001 - a nodeutils.training.TrainingHistory
-    """Loss, training/test accuracy and forward function evaluations per epoch."""
+    """Loss, training/test accuracy and forward function evaluations per epoch (the finished ones)."""
+    from .training import TrainingHistory
+
+    if not isinstance(history, TrainingHistory):
+        raise InputError(f"plot_training needs the TrainingHistory that train() returns; got {describe(history)}")
+    done = history.require_epochs("plot_training")
+    history = TrainingHistory(*(x[:done] for x in (history.epoch_time, history.train_accuracy, history.test_accuracy,
+                                                   history.loss, history.nfe_forward, history.nfe_backward)))
     epochs = np.arange(1, len(history.loss) + 1)
     fig, (ax_loss, ax_acc, ax_nfe) = plt.subplots(1, 3, figsize=(13, 3.6))
     ax_loss.plot(epochs, history.loss, marker="o")

@@ -380,19 +380,54 @@ class _ContinuousAdjoint(SensitivityAlgorithm):
 
 
 class _AdjointFunction(torch.autograd.Function):
+    """The continuous adjoints as one autograd node.
+
+    The forward record's tensors live only in ``save_for_backward``, so autograd frees them after the
+    first backward and refuses a second one (unless ``retain_graph=True``), as for any PyTorch operation.
+    """
+
     @staticmethod
     def forward(ctx, sensealg, problem, y0, t, *leaves):
         with torch.no_grad():
             record = sensealg.record_forward(problem, y0, t)
-        ctx.sensealg, ctx.problem, ctx.record = sensealg, problem, record
-        ctx.save_for_backward(*record["tensors"])  # so saved-tensor hooks see the memory kept
+        ctx.sensealg, ctx.problem, ctx.record = sensealg, problem, _record_without_tensors(record)
+        ctx.save_for_backward(*record["tensors"])
         return record["ys"]
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_ys):
-        grad_y0, grad_leaves = ctx.sensealg.backward(ctx.problem, ctx.record, grad_ys)
+        if torch.is_grad_enabled():  # backward(create_graph=True) or autograd.grad(..., create_graph=True)
+            raise InputError(
+                f"{type(ctx.sensealg).__name__} computes gradients once: higher-order gradients (create_graph=True) "
+                "are not supported through it. Use sensealg=AutogradAdjoint() (sensealg='autograd') for them"
+            )
+        record = _record_with_tensors(ctx.record, ctx.saved_tensors)  # raises after a freed first backward
+        grad_y0, grad_leaves = ctx.sensealg.backward(ctx.problem, record, grad_ys)
         return (None, None, grad_y0, None, *grad_leaves)
+
+
+def _record_without_tensors(record: dict[str, Any]) -> dict[str, Any]:
+    """The record's bookkeeping (grid, step times, how many tensors per step), none of its tensors."""
+    kept = {k: v for k, v in record.items() if k not in ("ys", "tensors", "states", "dense")}
+    if "dense" in record:
+        dense = record["dense"]
+        kept["dense_shell"] = (dense.sign, list(dense.knots), [len(c) for c in dense.coefficients])
+    return kept
+
+
+def _record_with_tensors(kept: dict[str, Any], tensors: Sequence[torch.Tensor]) -> dict[str, Any]:
+    """Inverse of :func:`_record_without_tensors`, from the saved tensors."""
+    record = dict(kept, tensors=list(tensors))
+    if "dense_shell" in kept:
+        sign, knots, sizes = kept["dense_shell"]
+        coefficients, start = [], 0
+        for size in sizes:
+            coefficients.append(list(tensors[start:start + size]))
+            start += size
+        record["dense"] = DenseSolution(sign=sign, knots=knots, coefficients=coefficients)
+    else:
+        record["states"] = tensors[0]
+    return record
 
 
 def _flat(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
@@ -678,8 +713,8 @@ def _check_func(func: object, params: object) -> None:
     """Refuse a func that is not callable or cannot be called as f(t, y) (or f(t, y, params))."""
     if not callable(func):
         raise InputError(f"func must be an nn.Module or a callable f(t, y[, params]); got {describe(func)}")
-    try:
-        signature = inspect.signature(func)
+    try:  # a module is called through forward (the module's own signature is (*args, **kwargs))
+        signature = inspect.signature(func.forward if isinstance(func, torch.nn.Module) else func)
     except (TypeError, ValueError):  # builtins and some C callables have no signature: let them run
         return
     wanted = "(t, y)" if params is None else "(t, y, params)"
@@ -687,9 +722,42 @@ def _check_func(func: object, params: object) -> None:
     try:
         signature.bind(*args)
     except TypeError:
+        if isinstance(func, torch.nn.Module):
+            fix = ("odeint finds a module's parameters itself: drop params=" if params is not None
+                   else "give it forward(self, t, y), or wrap it, e.g. lambda t, y: module(y)")
+            raise InputError(f"the module {type(func).__name__} is called as forward{wanted}, but its forward takes "
+                             f"{signature}: {fix}") from None
         fix = ("pass the parameters with params=..." if wanted == "(t, y)" and len(signature.parameters) == 3
                else f"wrap it, e.g. lambda t, y{', params' if params is not None else ''}: f(y)")
         raise InputError(f"func is called as f{wanted}, but its signature is {signature}: {fix}") from None
+
+
+def _check_solve_entry(func: object, y0: torch.Tensor, t: torch.Tensor, params: Any, options: dict) -> None:
+    """Once per solve: parameters in the state's dtype and on its device; a step size that fits the span."""
+    leaves = (list(func.parameters()) if isinstance(func, torch.nn.Module) and params is None
+              else [x for x in pytree.tree_flatten(params)[0] if isinstance(x, torch.Tensor)])
+    for leaf in leaves:
+        if leaf.is_floating_point() and leaf.numel() and leaf.dtype != y0.dtype:
+            raise InputError(f"the state is {y0.dtype} but the parameters of f are {leaf.dtype}: convert one to the "
+                             f"other, e.g. the state with y0.to({leaf.dtype}) or the network with "
+                             f"network.to({y0.dtype})")
+        if leaf.device != y0.device:
+            raise InputError(f"the state is on {y0.device} but the parameters of f are on {leaf.device}: move one to "
+                             f"the other, e.g. y0.to({str(leaf.device)!r})")
+    step = options.get("step_size")
+    if step is not None and len(t) >= 2:
+        span = float(abs(t[-1] - t[0]))
+        if step > span > 0:
+            raise InputError(f"options['step_size']={step:g} is longer than the time span ({span:g}), so the solver "
+                             f"would take a single step across it: choose a step size well below {span:g}")
+        if span / step > MAX_FIXED_STEPS:
+            raise InputError(f"options['step_size']={step:g} would take {span / step:.3g} steps over the span "
+                             f"{span:g} (more than {MAX_FIXED_STEPS:.0e}; they would not fit in memory): choose a "
+                             "larger step size")
+
+
+#: A fixed-step solve with more steps than this is refused (its grid alone would fill the memory).
+MAX_FIXED_STEPS = 10**7
 
 
 def odeint(
@@ -723,6 +791,7 @@ def odeint(
         check_precision(y0.dtype, rtol, atol)
         options = check_options(method, options)
         _check_func(func, params)
+        _check_solve_entry(func, y0, t, params, options)
     if t.requires_grad:
         raise InputError("gradients with respect to the time points are not supported: pass t.detach()")
     if stats is not None and not isinstance(stats, SolveStats):

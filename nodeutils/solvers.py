@@ -28,7 +28,7 @@ from torchdiffeq._impl.misc import _check_inputs
 from torchdiffeq._impl.odeint import SOLVERS
 from torchdiffeq._impl.rk_common import RKAdaptiveStepsizeODESolver, _ButcherTableau
 
-from .checks import check_int, check_number, describe
+from .checks import check_bool, check_callable, check_choice, check_int, check_number, describe
 from .errors import InputError, NonFiniteStateError, StepLimitError, StepSizeUnderflowError
 
 __all__ = [
@@ -258,6 +258,7 @@ def check_options(method: str, options: object) -> dict:
             out[key] = check_number(f"options[{key!r}]", out[key])
     if "max_num_steps" in out:
         out["max_num_steps"] = check_int("options['max_num_steps']", out["max_num_steps"], minimum=1)
+    _check_option_values(out)
     if method not in adaptive_methods() and out.get("step_size") is None and out.get("grid_constructor") is None:
         raise InputError(
             f"method={method!r} takes fixed steps and was given no step size, so it would take one step per "
@@ -265,6 +266,47 @@ def check_options(method: str, options: object) -> dict:
             "use an adaptive method such as 'tsit5'"
         )
     return out
+
+
+def _check_option_values(out: dict) -> None:
+    """Range and kind of the option values whose wrong values would fail deep inside torchdiffeq (in place)."""
+    for key, usual in (("safety", "0.9"), ("dfactor", "0.2")):  # already checked to be positive
+        if out.get(key) is not None and not out[key] <= 1:
+            raise InputError(f"options[{key!r}]={out[key]:g} must lie between 0 and 1 for the step-size controller "
+                             f"to work (the usual value is {usual})")
+    if out.get("ifactor") is not None and not out["ifactor"] > 1:
+        raise InputError(f"options['ifactor']={out['ifactor']:g} must be above 1 (it is how much a step may grow; "
+                         "the usual value is 10)")
+    if out.get("min_step") is not None:
+        out["min_step"] = check_number("options['min_step']", out["min_step"], positive=False)
+        if out["min_step"] < 0:
+            raise InputError(f"options['min_step'] must be 0 or more; got {out['min_step']:g}")
+        if out.get("max_step") is not None and out["max_step"] < out["min_step"]:
+            raise InputError(f"options['max_step']={out['max_step']:g} is below options['min_step']="
+                             f"{out['min_step']:g}: swap them")
+    for key, what in (("norm", "a function of one tensor returning its size, such as torch.linalg.vector_norm"),
+                      ("grid_constructor", "a function (func, y0, t) -> tensor of grid times")):
+        if out.get(key) is not None:
+            check_callable(f"options[{key!r}]", out[key], what)
+    if out.get("dtype") is not None and out["dtype"] not in (torch.float32, torch.float64):
+        raise InputError(f"options['dtype'] is the dtype of the solver's time variable and must be torch.float32 or "
+                         f"torch.float64; got {describe(out['dtype'])}")
+    if "interp" in out:
+        check_choice("options['interp']", out["interp"], ("linear", "cubic"))
+    if "perturb" in out:
+        out["perturb"] = check_bool("options['perturb']", out["perturb"])
+    for key in ("jump_t", "step_t"):
+        if out.get(key) is not None:
+            value = out[key]
+            try:
+                times = torch.as_tensor(value, dtype=torch.float64)
+            except (TypeError, ValueError, RuntimeError):
+                times = None
+            if isinstance(value, (str, bytes, dict)) or times is None or times.ndim != 1 \
+                    or not bool(torch.isfinite(times).all()):
+                raise InputError(f"options[{key!r}] must be a 1-D list or tensor of finite times, like [0.5]; got "
+                                 f"{describe(value)}")
+            out[key] = value if isinstance(value, torch.Tensor) else times
 
 
 # --------------------------------------------------------------------------------------------

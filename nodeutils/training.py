@@ -7,7 +7,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +16,16 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .checks import check_bool, check_callable, check_int, check_number, describe
+from .checks import (
+    check_batch,
+    check_bool,
+    check_callable,
+    check_int,
+    check_labels,
+    check_loader_pair,
+    check_number,
+    describe,
+)
 from .data import load_mnist, warn_if_small_test_set
 from .env import pick_device
 from .errors import InputError, NodeUtilsWarning, TrainingDivergedError
@@ -31,16 +40,52 @@ def logitcrossentropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
     return nn.functional.cross_entropy(logits, labels)
 
 
+def model_device(model: nn.Module, device: str | torch.device | None = None) -> torch.device:
+    """The device of ``model``'s weights; a ``device`` given as well must be that one."""
+    if not isinstance(model, nn.Module):
+        raise InputError(f"expected a model (an nn.Module, e.g. from create_model or history.model); got "
+                         f"{describe(model)}")
+    try:
+        own = next(model.parameters()).device
+    except StopIteration:
+        raise InputError(f"the model {type(model).__name__} has no weights, so there is nothing to evaluate: "
+                         "build it with create_model()") from None
+    if device is not None:
+        wanted = pick_device(device)
+        if (wanted.type, wanted.index or 0) != (own.type, own.index or 0):
+            raise InputError(f"device={str(device)!r} was given, but the model's weights are on {own}: drop device= "
+                             f"(the model's own device is used), or move the model with model.to({str(wanted)!r})")
+    return own
+
+
+def _check_logits(logits: object, n_images: int) -> torch.Tensor:
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or len(logits) != n_images:
+        got = describe(logits) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise InputError(f"the model must return one row of class scores per image, shaped ({n_images}, classes); "
+                         f"got {got}")
+    return logits
+
+
 def predictions(model: nn.Module, loader: DataLoader,
                 device: str | torch.device | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Yield ``(images, labels, predicted labels)`` per batch, in eval mode and without gradients."""
-    device = device or next(model.parameters()).device
+    """Yield ``(images, labels, predicted labels)`` per batch, in eval mode and without gradients.
+
+    Each batch is checked as it arrives: labels become a 1-D int64 tensor of class indices (see
+    :func:`~nodeutils.checks.check_labels`), so a comparison with the predictions cannot broadcast.
+    """
+    device = model_device(model, device)
+    if isinstance(loader, (torch.Tensor, str, bytes)) or not isinstance(loader, Iterable):
+        raise InputError(f"loader must be a DataLoader (or another iterable of (images, labels) batches), as "
+                         f"load_mnist returns; got {describe(loader)}")
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            for x, y in loader:
-                yield x, y, model(x.to(device)).argmax(dim=1).cpu()
+            for batch in loader:
+                x, y = check_batch(batch)
+                logits = _check_logits(model(x.to(device)), len(x))
+                y = check_labels(y, len(x), logits.shape[1])
+                yield x, y, logits.argmax(dim=1).cpu()
     finally:
         model.train(was_training)
 
@@ -49,7 +94,7 @@ def accuracy(model: nn.Module, loader: DataLoader, device: str | torch.device | 
     """Fraction of correctly classified images (model in eval mode; no gradients)."""
     correct = total = 0
     for _, y, predicted in predictions(model, loader, device):
-        correct += int((predicted == y).sum())
+        correct += int((predicted == y.cpu()).sum())
         total += len(y)
     if total == 0:
         raise InputError("the loader holds no images, so there is no accuracy to measure: give it a dataset of at "
@@ -74,6 +119,7 @@ def _check_loaders(loaders: object) -> tuple[DataLoader, DataLoader]:
         if n == 0:
             raise InputError(f"the {name} loader is empty (0 images): build it from at least one image, e.g. with "
                              "load_mnist(subset=1500)")
+    check_loader_pair(loaders[0], loaders[1])
     return loaders[0], loaders[1]
 
 
@@ -93,18 +139,41 @@ class TrainingHistory:
     #: then hold the k - 1 finished epochs, and ``model`` the weights as they were when it stopped).
     interrupted: str | None = None
 
+    def _lists(self) -> tuple[list[float], ...]:
+        return (self.epoch_time, self.train_accuracy, self.test_accuracy, self.loss, self.nfe_forward,
+                self.nfe_backward)
+
+    @property
+    def epochs_done(self) -> int:
+        """Number of epochs that every list records."""
+        return min(len(x) for x in self._lists())
+
     def truncate(self) -> None:
         """Keep only the epochs every list has (after an interruption between two appends)."""
-        lists = (self.epoch_time, self.train_accuracy, self.test_accuracy, self.loss, self.nfe_forward,
-                 self.nfe_backward)
-        n = min(len(x) for x in lists)
-        for x in lists:
+        n = self.epochs_done
+        for x in self._lists():
             del x[n:]
+
+    def require_epochs(self, what: str) -> int:
+        """The number of finished epochs; :class:`InputError` when there is none (``what`` needs one)."""
+        n = self.epochs_done
+        if n == 0:
+            why = f" (training was interrupted at {self.interrupted})" if self.interrupted else ""
+            raise InputError(f"{what} needs at least one finished epoch, but this history holds none{why}: train for "
+                             "at least one epoch (train(...) without interrupting it)")
+        return n
 
     def rows(self) -> list[str]:
         n = self.settings.get("epochs", len(self.epoch_time))
         return [format_row(i + 1, n, self.epoch_time[i], self.train_accuracy[i], self.test_accuracy[i])
-                for i in range(len(self.epoch_time))]
+                for i in range(min(len(self.epoch_time), len(self.train_accuracy), len(self.test_accuracy)))]
+
+
+def _size(loader: DataLoader) -> int | None:
+    try:
+        return len(loader.dataset)
+    except TypeError:  # an iterable dataset without a length
+        return None
 
 
 def format_row(epoch: int, epochs: int, seconds: float, train_acc: float, test_acc: float) -> str:
@@ -162,28 +231,32 @@ def train(
             raise InputError(f"{', '.join(given)} would be ignored because loaders were given: choose them when "
                              "building the loaders (load_mnist(batch_size, subset=..., source=...)), or drop loaders")
         train_loader, test_loader = _check_loaders(loaders)
-    dev = pick_device(device)
-    if sensealg == "default":
-        sensealg = "default" if vjp is None else "interpolating"
-    if sensealg != "default":
-        sensealg = make_sensealg(sensealg, vjp)
-    model = create_model(layer, device=dev, structured_params=structured_params, sensealg=sensealg, seed=seed,
-                         **model_kwargs)
-    if loaders is None:  # load_mnist warns about a test split too small to mean anything
-        train_loader, test_loader = load_mnist(batch_size, 0.9, subset=subset, source=source, root=root, seed=seed)
-    elif isinstance(getattr(test_loader, "dataset", None), Sized):
-        warn_if_small_test_set(len(test_loader.dataset))
-    if train_loader.generator is not None:
-        train_loader.generator.manual_seed(seed)  # reused loaders give the same batch order for the same seed
-    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
-    history = TrainingHistory(model=model, settings={
-        "layer": layer, "device": str(dev), "epochs": epochs, "batch_size": batch_size, "lr": lr,
-        "sensealg": repr(model.ode.settings.sensealg),
-        "structured_params": structured_params, "seed": seed,
-        "train_images": len(train_loader.dataset), "test_images": len(test_loader.dataset)})
-    bar = tqdm(total=epochs * len(train_loader), desc="training", disable=not progress, leave=False,
-               file=sys.stderr)
-    try:
+    history = TrainingHistory(settings={"layer": layer, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+                                        "structured_params": structured_params, "seed": seed})
+    bar = None
+    try:  # Ctrl-C from here on (setup included) returns the history so far
+        dev = pick_device(device)
+        if sensealg == "default":
+            sensealg = "default" if vjp is None else "interpolating"
+        if sensealg != "default":
+            sensealg = make_sensealg(sensealg, vjp)
+        model = create_model(layer, device=dev, structured_params=structured_params, sensealg=sensealg, seed=seed,
+                             **model_kwargs)
+        if loaders is None:  # load_mnist warns about a test split too small to mean anything
+            train_loader, test_loader = load_mnist(batch_size, 0.9, subset=subset, source=source, root=root,
+                                                   seed=seed)
+        elif isinstance(getattr(test_loader, "dataset", None), Sized):
+            warn_if_small_test_set(len(test_loader.dataset))
+        if train_loader.generator is not None:
+            train_loader.generator.manual_seed(seed)  # reused loaders give the same batch order for the same seed
+        optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+        history.model = model
+        history.settings = {
+            "layer": layer, "device": str(dev), "epochs": epochs, "batch_size": batch_size, "lr": lr,
+            "sensealg": repr(model.ode.settings.sensealg), "structured_params": structured_params, "seed": seed,
+            "train_images": _size(train_loader), "test_images": _size(test_loader)}
+        bar = tqdm(total=epochs * len(train_loader), desc="training", disable=not progress, leave=False,
+                   file=sys.stderr)
         for epoch in range(1, epochs + 1):
             _train_epoch(model, optimiser, train_loader, test_loader, dev, epoch, lr, history, bar)
             if log is not None:
@@ -196,11 +269,13 @@ def train(
         running = min(done + 1, epochs)  # the epoch under way (the last one if Ctrl-C came while it was printed)
         history.interrupted = f"epoch {running}/{epochs}"
         if log is not None:
-            if progress:
+            if progress and bar is not None:
                 bar.clear()
-            log(f"interrupted at epoch {running}/{epochs} ({done} epoch{'s' * (done != 1)} finished)")
+            where = "while setting up" if bar is None else f"at epoch {running}/{epochs}"
+            log(f"interrupted {where} ({done} epoch{'s' * (done != 1)} finished)")
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
     return history
 
 
@@ -211,9 +286,11 @@ def _train_epoch(model: nn.Module, optimiser: torch.optim.Optimizer, train_loade
     model.train()
     losses, sizes, nfe_f, nfe_b = [], [], [], []
     start = time.perf_counter()
-    for step, (x, y) in enumerate(train_loader, 1):
-        x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-        loss = logitcrossentropy(model(x), y)
+    for step, batch in enumerate(train_loader, 1):
+        x, y = check_batch(batch, "the training loader")
+        logits = model(x.to(dev, non_blocking=True))
+        y = check_labels(y, len(x), logits.shape[1], "the training loader")  # before any number is computed
+        loss = logitcrossentropy(logits, y.to(dev, non_blocking=True))
         value = loss.detach().item()
         if not math.isfinite(value):
             raise TrainingDivergedError(

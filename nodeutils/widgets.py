@@ -10,6 +10,7 @@ set the environment variable ``NODEUTILS_STATIC_VIEWS=1`` there (``=0`` forces w
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -161,6 +162,57 @@ class TrajectoryExplorer(_Explorer):
 
     def update(self) -> None:
         self._draw(self.static_figure)
+
+    def animation_html(self, *, dpi: int = 80, interval_ms: int = 250, frame_format: str = "jpeg") -> str:
+        """The time slider without a kernel: every time step pre-rendered as a frame, with a scrubber (HTML+JS).
+
+        The frames are the static figure at each time step (matplotlib's ``Animation.to_jshtml``), so a static
+        page can move through time as the slider does in JupyterLab. JPEG frames at 80 dpi keep the 21 frames of
+        the notebook's trajectories near 1 MB; PNG frames are about three times larger.
+        """
+        from matplotlib import rc_context
+        from matplotlib.animation import FuncAnimation
+
+        if frame_format not in ("jpeg", "png"):
+            raise InputError(f"frame_format must be 'jpeg' or 'png'; got {frame_format!r}")
+
+        dpi = check_int("dpi", dpi, minimum=20)
+        interval_ms = check_int("interval_ms", interval_ms, minimum=1)
+        shown = self.shown
+        paths, labels = self.paths[:, shown], self.trajectories.labels[shown]
+        times = self.trajectories.times.tolist()
+        with plt.ioff():
+            fig = plt.figure(figsize=(6.4, 5.2), dpi=dpi)
+
+            def draw(index: int) -> list:
+                fig.clear()
+                plot_trajectories(paths, labels, times, index, ax=fig.add_subplot(), explained=self.pca.explained)
+                fig.tight_layout()
+                return []
+
+            animation = FuncAnimation(fig, draw, frames=len(times), interval=interval_ms, blit=False)
+            try:
+                with rc_context({"animation.frame_format": frame_format}):
+                    html = animation.to_jshtml(default_mode="once")
+            finally:
+                plt.close(fig)
+        return _offline_buttons(html)
+
+
+# matplotlib's player draws its buttons with Font Awesome icons from a CDN; text symbols need no network.
+_BUTTON_SYMBOLS = {
+    "fa fa-minus": "&minus;", "fa fa-fast-backward": "|&#x25C0;&#x25C0;", "fa fa-step-backward": "|&#x25C0;",
+    "fa fa-play fa-flip-horizontal": "&#x25C0;", "fa fa-pause": "&#x2016;", "fa fa-play": "&#x25B6;",
+    "fa fa-step-forward": "&#x25B6;|", "fa fa-fast-forward": "&#x25B6;&#x25B6;|", "fa fa-plus": "+",
+}
+
+
+def _offline_buttons(html: str) -> str:
+    """``to_jshtml`` output without its remote stylesheet, each icon replaced by a text symbol."""
+    html = re.sub(r'<link rel="stylesheet"\s+href="https://[^"]*font-awesome[^"]*">', "", html)
+    for icon, symbol in _BUTTON_SYMBOLS.items():
+        html = html.replace(f'<i class="{icon}"></i>', symbol)
+    return html
 
 
 class ToleranceExplorer(_Explorer):

@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb")
     parser.add_argument("--source", default=ROOT.as_uri(),
                         help="what the setup cells install (NODEUTILS_SOURCE); default: this clone as a file:// URL")
-    parser.add_argument("--readme", action="store_true", help="write the memory table into README.md")
+    parser.add_argument("--readme", action="store_true", help="write the memory table into docs/book/run-it.md")
     args = parser.parse_args(argv)
     if sys.prefix == sys.base_prefix:
         raise SystemExit("run this with a virtual environment's Python (make test-colab builds one): it installs "

@@ -8,7 +8,10 @@ and runs ``make badges``. What this writes:
 
 * in each notebook, a first markdown cell with "Open in Colab" and "Launch Binder" badges, and a setup cell (the
   first code cell, right after the notebook's title) that installs nodeutils on Colab and does nothing elsewhere;
-* in README.md, the badge line under the title and the "launch" column of the notebook table.
+* in README.md, the badge line under the title (with the "Read online" badge for the book on GitHub Pages) and the
+  "launch" column of the notebook table.
+
+The book (``make site``, scripts/build_site.py) builds each chapter's launch buttons with the same functions.
 
 Running it again changes nothing. Other cells keep their sources, outputs and execution counts; the setup cell is
 stored without outputs, and keeps its execution count only while its source is unchanged.
@@ -29,6 +32,7 @@ BRANCH = "main"  # the branch the badges open and the setup cell installs from
 
 COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 BINDER_BADGE = "https://mybinder.org/badge_logo.svg"
+BOOK_BADGE = "https://img.shields.io/badge/read-online-blue"
 BADGE_CELL_ID = "launch-badges"
 SETUP_CELL_ID = "nodeutils-setup"
 SETUP_MARK = "# Setup: "  # the setup cell's first line starts with this
@@ -60,6 +64,16 @@ def repository(pyproject: Path = ROOT / "pyproject.toml") -> tuple[str, str]:
 
 def repository_url(owner: str, name: str) -> str:
     return f"https://github.com/{owner}/{name}"
+
+
+def source_url(owner: str, name: str, path: str) -> str:
+    """The file at ``path`` (relative to the repository root) on GitHub, on the branch the badges open."""
+    return f"{repository_url(owner, name)}/blob/{BRANCH}/{path}"
+
+
+def pages_url(owner: str, name: str) -> str:
+    """Where GitHub Pages publishes the book (.github/workflows/pages.yml): the project site of the repository."""
+    return f"https://{owner.lower()}.github.io/{name}/"
 
 
 def colab_url(owner: str, name: str, path: str) -> str:
@@ -172,7 +186,8 @@ def _between(text: str, start: str, end: str, what: str) -> tuple[str, str, str]
 def update_readme(text: str, notebooks: list[str], owner: str, name: str) -> str:
     """README with its badge line and notebook table regenerated; the table keeps each notebook's description."""
     head, _, tail = _between(text, README_START, README_END, "badge")
-    line = badges(owner, name, f"{NOTEBOOKS}/{notebooks[0]}", binder_path=NOTEBOOKS)
+    line = (badges(owner, name, f"{NOTEBOOKS}/{notebooks[0]}", binder_path=NOTEBOOKS) +
+            f" [![Read online]({BOOK_BADGE})]({pages_url(owner, name)})")
     text = f"{head}{README_START}\n{line}\n{README_END}{tail}"
 
     head, body, tail = _between(text, TABLE_START, TABLE_END, "notebook table")

@@ -1,7 +1,7 @@
 """Execute each notebook top to bottom in a fresh kernel and measure the kernel's peak memory.
 
     .venv/bin/python scripts/notebook_memory.py            # print a table
-    .venv/bin/python scripts/notebook_memory.py --readme   # also write it into README.md (the "Run it" section)
+    .venv/bin/python scripts/notebook_memory.py --readme   # also write it into the book's "Run it" page
 
 The peak is the larger of two measurements: the kernel process's own high-water mark (``ru_maxrss``, exact) and the
 memory of the kernel together with the processes it starts (PyTorch's compile workers, pip), sampled every 0.1 s as
@@ -175,10 +175,14 @@ def memory_table(runs: list[NotebookRun]) -> str:
     return "| notebook | peak memory of its kernel |\n| --- | --- |\n" + "\n".join(rows)
 
 
-def write_readme_table(table: str, note: str, readme: Path = ROOT / "README.md") -> None:
+RUN_IT_PAGE = ROOT / "docs" / "book" / "run-it.md"  # the book's "Run it" page holds the table (it left README.md)
+
+
+def write_readme_table(table: str, note: str, readme: Path = RUN_IT_PAGE) -> None:
+    """Write the table and its note between the memory-table markers of the book's "Run it" page."""
     text = readme.read_text(encoding="utf-8")
     if text.count(MEMORY_START) != 1 or text.count(MEMORY_END) != 1:
-        raise SystemExit(f"README.md needs one memory table block between {MEMORY_START!r} and {MEMORY_END!r}")
+        raise SystemExit(f"{readme.name} needs one memory table block between {MEMORY_START!r} and {MEMORY_END!r}")
     head, rest = text.split(MEMORY_START)
     _, tail = rest.split(MEMORY_END)
     readme.write_text(f"{head}{MEMORY_START}\n{table}\n\n{note}\n{MEMORY_END}{tail}", encoding="utf-8")
@@ -187,7 +191,7 @@ def write_readme_table(table: str, note: str, readme: Path = ROOT / "README.md")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb")
-    parser.add_argument("--readme", action="store_true", help="write the table into README.md")
+    parser.add_argument("--readme", action="store_true", help="write the table into docs/book/run-it.md")
     args = parser.parse_args(argv)
     paths = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
     runs = []

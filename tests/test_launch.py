@@ -111,10 +111,25 @@ def test_readme_launch_links_name_the_repository_and_every_notebook():
         assert url.startswith(f"https://mybinder.org/v2/gh/{owner}/{name}/main?urlpath=lab/tree/notebooks"), url
     for url in re.findall(r"git clone (\S+)", readme):
         assert url == f"https://github.com/{owner}/{name}", url
+    for url in re.findall(r"https://[^/\s]+\.github\.io/[^)>\s]*", readme):
+        assert url == make_badges.pages_url(owner, name), url
+    badge_line = readme.split(make_badges.README_START)[1].split(make_badges.README_END)[0]
+    assert f"[![Read online]({make_badges.BOOK_BADGE})]({make_badges.pages_url(owner, name)})" in badge_line
     for path in NOTEBOOKS:
         table = readme.split(make_badges.TABLE_START)[1].split(make_badges.TABLE_END)[0]
         row = next(line for line in table.splitlines() if line.startswith(f"| `{path.name}` |"))
         assert f"blob/main/notebooks/{path.name})" in row and f"urlpath=lab/tree/notebooks/{path.name})" in row
+
+
+def test_book_pages_name_the_repository():
+    """The book's pages (moved out of the README) follow pyproject.toml as the README does."""
+    owner, name = _repo()
+    for page in sorted((ROOT / "docs" / "book").glob("*.md")):
+        text = page.read_text()
+        for url in re.findall(r"git clone (\S+)", text):
+            assert url == f"https://github.com/{owner}/{name}", (page.name, url)
+        for url in re.findall(r"https://github\.com/[^/\s]+/[^/\s)]+", text):
+            assert url.startswith(("https://github.com/rasbt/", f"https://github.com/{owner}/{name}")), (page.name, url)
 
 
 # --- make_badges itself ---------------------------------------------------------------------------------------

@@ -73,3 +73,19 @@ def test_default_threads_reads_omp_num_threads(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "two")
     with pytest.raises(InputError, match="OMP_NUM_THREADS='two'"):
         default_threads()
+
+
+def test_compare_predictions_counts_changed_classes_and_logit_gap():
+    import torch
+
+    from nodeutils.analysis import compare_predictions
+    from nodeutils.models import create_model
+    a, b = create_model(seed=0), create_model(seed=0)
+    images = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    loader = [(images, torch.zeros(16, dtype=torch.long))]
+    same = compare_predictions(a, b, loader)
+    assert same.images == 16 and same.changed == 0 and same.largest_logit_difference == 0
+    with torch.no_grad():
+        b[-1].bias += torch.arange(10.0) * 100
+    moved = compare_predictions(a, b, loader)
+    assert moved.changed > 0 and moved.largest_logit_difference > 100

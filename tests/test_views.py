@@ -81,6 +81,23 @@ def test_trajectory_slider_moves_every_point(trained):
     assert "t = 0.40" in explorer.figure.axes[0].get_title()
 
 
+def test_trajectory_animation_has_one_distinct_frame_per_time_step(trained):
+    import base64
+    import re
+
+    explorer = widgets.TrajectoryExplorer(trained[4])
+    html = explorer.animation_html(dpi=30)
+    frames = re.findall(r'frames\[(\d+)\] = "data:image/jpeg;base64,([^"]+)"', html)
+    assert [int(i) for i, _ in frames] == list(range(len(trained[4].times)))
+    decoded = [base64.b64decode(data) for _, data in frames]
+    assert all(d.startswith(b"\xff\xd8") for d in decoded)  # JPEG
+    assert len(set(decoded)) == len(decoded)  # the points move: no two frames alike
+    assert 'type="range"' in html  # the scrubber
+    assert "https://" not in html and 'class="fa' not in html  # no icon font from a CDN: works offline
+    with pytest.raises(InputError, match="frame_format"):
+        explorer.animation_html(frame_format="gif")
+
+
 def test_trajectory_explorer_shows_only_the_chosen_digits(trained):
     traj = trained[4]
     explorer = widgets.TrajectoryExplorer(traj)
