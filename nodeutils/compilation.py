@@ -25,7 +25,8 @@ import torch
 from .checks import check_writable_folder
 from .errors import InputError
 
-__all__ = ["ExplainRow", "explain", "break_category", "time_forward_backward", "CompileTiming", "compare_compiled"]
+__all__ = ["ExplainRow", "explain", "break_category", "time_forward_backward", "time_interleaved", "Ratio", "ratio",
+           "CompileTiming", "compare_compiled", "solve_outside_try"]
 
 
 def _separate_compile_cache_per_cpu_capability() -> None:
@@ -89,7 +90,13 @@ def break_category(reason: str) -> str:
 
 @dataclass
 class ExplainRow:
-    """Graphs and graph breaks Dynamo found in one function call."""
+    """Graphs and graph breaks Dynamo found in one function call.
+
+    ``graph_breaks`` counts the breaks Dynamo recorded a reason for, so that ``reasons`` and ``origins``
+    each add up to it. ``graphs`` is larger: a graph also ends where a traced function returns, and
+    Dynamo starts a new one in every function it enters afresh after a break. (``torch._dynamo.explain``
+    reports ``graphs - 1`` as its "graph break count", which counts those ends too.)
+    """
 
     name: str
     graphs: int
@@ -97,11 +104,22 @@ class ExplainRow:
     reasons: Counter = field(default_factory=Counter)
     origins: Counter = field(default_factory=Counter)  # package whose code broke the graph
 
-    def top_reasons(self, n: int = 2) -> str:
+    def __post_init__(self) -> None:
+        if sum(self.reasons.values()) != self.graph_breaks or sum(self.origins.values()) != self.graph_breaks:
+            raise ValueError(f"{self.name}: {self.graph_breaks} breaks, but reasons add up to "
+                             f"{sum(self.reasons.values())} and origins to {sum(self.origins.values())}")
+
+    def top_reasons(self, n: int | None = None) -> str:
+        """Break reasons with counts, most frequent first; all of them unless ``n`` is given."""
         return "; ".join(f"{label} x{count}" for label, count in self.reasons.most_common(n)) or "none"
 
     def where(self) -> str:
+        """Packages whose code broke the graph, with counts (they add up to ``graph_breaks``)."""
         return ", ".join(f"{origin} {count}" for origin, count in self.origins.most_common()) or "-"
+
+    def summary(self) -> tuple[int, int, tuple, tuple]:
+        """Everything the row shows, in a form that compares equal between rows that look the same."""
+        return self.graphs, self.graph_breaks, tuple(sorted(self.reasons.items())), tuple(sorted(self.origins.items()))
 
 
 _NOISY_LOGGERS = ("torch", "torch._dynamo", "torch._inductor", "torch.utils.cpp_extension")
@@ -131,7 +149,7 @@ def explain(name: str, fn: Callable[..., Any], *args: Any) -> ExplainRow:
     torch._dynamo.reset()
     reasons = Counter(break_category(r.reason) for r in report.break_reasons)
     origins = Counter(_origin(r) for r in report.break_reasons)
-    return ExplainRow(name, report.graph_count, report.graph_break_count, reasons, origins)
+    return ExplainRow(name, report.graph_count, len(report.break_reasons), reasons, origins)
 
 
 def _origin(reason: Any) -> str:
@@ -143,44 +161,99 @@ def _origin(reason: Any) -> str:
     return "user code"
 
 
-def time_forward_backward(model: torch.nn.Module, x: torch.Tensor, repeats: int = 10) -> float:
-    """Median seconds of ``model(x).sum().backward()`` after two warm-up calls."""
+def _forward_backward(model: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]:
     def step() -> None:
         model.zero_grad(set_to_none=True)
         model(x).sum().backward()
 
-    for _ in range(2):
-        step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return step
+
+
+def time_forward_backward(model: torch.nn.Module, x: torch.Tensor, repeats: int = 10) -> float:
+    """Median seconds of ``model(x).sum().backward()`` after two warm-up calls.
+
+    One model alone: to compare models, use :func:`time_interleaved`, which spreads machine noise over all of them.
+    """
+    return statistics.median(time_interleaved({"model": _forward_backward(model, x)}, repeats)["model"])
+
+
+def time_interleaved(steps: dict[str, Callable[[], Any]], repeats: int = 10, warmup: int = 2) -> dict[str, list[float]]:
+    """Seconds of each call in ``steps``, measured in rounds: every round times each step once.
+
+    Interleaving puts the candidates side by side in time, so a burst of load on a shared machine
+    slows all of them in the same round rather than one of them; the order rotates from round to
+    round. Returns every round's time per name (compare them with :func:`ratio`).
+    """
+    if not steps:
+        raise ValueError("time_interleaved needs at least one step to time")
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1; got {repeats}")
+    names = list(steps)
+    for _ in range(warmup):
+        for name in names:
+            steps[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_index in range(repeats):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            steps[name]()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+@dataclass
+class Ratio:
+    """Median of per-round time ratios, with the quartiles of those ratios as their spread."""
+
+    median: float
+    low: float  # first quartile
+    high: float  # third quartile
+
+    def __str__(self) -> str:
+        return f"{self.median:.2f}x ({self.low:.2f}x-{self.high:.2f}x)"
+
+    @property
+    def clear(self) -> bool:
+        """Whether the whole spread lies on one side of 1 (the difference is larger than the noise)."""
+        return self.low > 1 or self.high < 1
+
+
+def ratio(times: list[float], reference: list[float]) -> Ratio:
+    """Round-by-round ratio ``times[i] / reference[i]`` of two series from :func:`time_interleaved`."""
+    if len(times) != len(reference) or not times:
+        raise ValueError(f"need two series of the same nonzero length; got {len(times)} and {len(reference)}")
+    ratios = sorted(a / b for a, b in zip(times, reference))
+    if len(ratios) == 1:
+        return Ratio(ratios[0], ratios[0], ratios[0])
+    low, median, high = statistics.quantiles(ratios, n=4, method="inclusive")
+    return Ratio(median, low, high)
 
 
 @dataclass
 class CompileTiming:
-    eager_s: float
+    eager_s: float  # median seconds per forward+backward
     first_call_s: float  # includes compilation
-    compiled_s: float
+    compiled_s: float  # median seconds per forward+backward
+    compiled_over_eager: Ratio | None = None  # per-round ratios, interleaved
 
 
 def compare_compiled(model: torch.nn.Module, x: torch.Tensor, part: str = "ode.model",
                      repeats: int = 10) -> CompileTiming:
-    """Time forward+backward eagerly, then with ``torch.compile`` applied to the submodule ``part``."""
+    """Time forward+backward eagerly and with ``torch.compile`` applied to the submodule ``part``, interleaved."""
     _check_compile_cache()
-    eager = time_forward_backward(model, x, repeats)
     owner_name, _, attr = part.rpartition(".")
     owner = model.get_submodule(owner_name)
     original = getattr(owner, attr)
+    step = _forward_backward(model, x)
     torch._dynamo.reset()
     try:
         with _quiet_dynamo():
-            setattr(owner, attr, torch.compile(original))
+            compiled = torch.compile(original)
+            setattr(owner, attr, compiled)
             start = time.perf_counter()
             try:
-                model(x).sum().backward()
+                step()
             except Exception as err:
                 cause = _disk_error(err)
                 if cause is None:
@@ -188,8 +261,46 @@ def compare_compiled(model: torch.nn.Module, x: torch.Tensor, part: str = "ode.m
                 raise InputError(f"torch.compile could not write its kernels into {_compile_cache_dir()} "
                                  f"({cause.strerror or cause}): {_CACHE_FIX}") from None
             first = time.perf_counter() - start
-            compiled = time_forward_backward(model, x, repeats)
+
+            def run(module: Any) -> Callable[[], None]:
+                def timed() -> None:
+                    setattr(owner, attr, module)
+                    step()
+                return timed
+
+            times = time_interleaved({"eager": run(original), "compiled": run(compiled)}, repeats, warmup=1)
     finally:
         setattr(owner, attr, original)
         torch._dynamo.reset()
-    return CompileTiming(eager, first, compiled)
+    return CompileTiming(statistics.median(times["eager"]), first, statistics.median(times["compiled"]),
+                         ratio(times["compiled"], times["eager"]))
+
+
+@contextlib.contextmanager
+def solve_outside_try(layer: torch.nn.Module) -> Iterator[None]:
+    """Run a class-based :class:`~nodeutils.layers.NeuralODE` with the same solve, but not inside ``try``/``finally``.
+
+    For :func:`explain` only: it shows what Dynamo makes of the layer when the solve is not inside a
+    ``try`` block. The parameters are given back after the solve as usual, but not if it raises.
+    """
+    from .layers import BoundNetwork, NeuralODE, StatefulNeuralODE
+
+    if not isinstance(layer, NeuralODE) or isinstance(layer, StatefulNeuralODE):
+        raise TypeError(f"solve_outside_try needs a class-based NeuralODE layer; got {type(layer).__name__}")
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        params, as_dict = layer.settings.solver_parameters(layer.model)
+        network = BoundNetwork(layer.model, params, as_dict).bind()
+
+        def dudt(t: torch.Tensor, u: torch.Tensor, p: Any) -> torch.Tensor:
+            return network(u.view(x.shape), p).reshape(-1)
+
+        solution = layer.settings.solve(dudt, x.reshape(-1), params)
+        network.unbind()
+        return solution.view(-1, *x.shape)
+
+    layer.forward = forward
+    try:
+        yield
+    finally:
+        del layer.forward

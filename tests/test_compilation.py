@@ -47,3 +47,78 @@ def test_adjoint_backward_evaluations_reach_module_state_but_not_explicit_state(
     assert calls == bn == nfe_f + nfe_b  # every evaluation, forward and backward, moved the module's buffers
     nfe_f, _, calls, bn, state_calls = counts["stateful"]
     assert calls == bn == 0 and int(state_calls) == nfe_f  # explicit state: the forward solve's evaluations only
+
+
+def test_break_counts_reconcile_with_reasons_and_origins():
+    from nodeutils import create_model
+    from nodeutils.sensitivity import AutogradAdjoint
+
+    model = create_model(sensealg=AutogradAdjoint(), solver="rk4", options={"step_size": 0.5})
+    row = explain("rk4", model, torch.rand(2, 1, 28, 28))
+    assert row.graph_breaks >= 1
+    assert sum(row.reasons.values()) == sum(row.origins.values()) == row.graph_breaks
+    assert row.graphs > row.graph_breaks  # graphs also end where a traced function returns
+    shown = [part.rsplit(" x", 1) for part in row.top_reasons().split("; ")]
+    assert sum(int(count) for _, count in shown) == row.graph_breaks  # the table lists every reason
+
+
+def test_explain_row_refuses_counts_that_do_not_add_up():
+    from collections import Counter
+
+    import pytest
+
+    from nodeutils.compilation import ExplainRow
+
+    with pytest.raises(ValueError, match="add up"):
+        ExplainRow("bad", 3, 2, Counter({"a": 1}), Counter({"b": 2}))
+
+
+def test_solve_outside_try_removes_only_the_try_block_break():
+    import pytest
+
+    from nodeutils import create_model
+    from nodeutils.compilation import solve_outside_try
+    from nodeutils.sensitivity import AutogradAdjoint
+
+    def model(style):
+        return create_model(style, sensealg=AutogradAdjoint(), solver="rk4", options={"step_size": 0.5})
+
+    x = torch.rand(2, 1, 28, 28)
+    plain = model("class")
+    expected = plain(x)
+    with solve_outside_try(plain.ode):
+        assert torch.equal(plain(x), expected)  # the same solve
+        outside = explain("class outside try", plain, x)
+    assert "forward" not in vars(plain.ode)  # the layer's own forward is back
+    stateful = explain("stateful", model("stateful"), x)
+    assert outside.summary() == stateful.summary()
+    assert outside.origins["nodeutils"] == 0
+    with pytest.raises(TypeError, match="class-based"):
+        with solve_outside_try(model("stateful").ode):
+            pass
+
+
+def test_time_interleaved_rotates_and_ratio_reports_spread():
+    from nodeutils.compilation import Ratio, ratio, time_interleaved
+
+    order = []
+    times = time_interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=3, warmup=1)
+    assert order == ["a", "b", "a", "b", "b", "a", "a", "b"]  # warm-up, then rounds in rotating order
+    assert [len(v) for v in times.values()] == [3, 3]
+    r = ratio([2.0, 4.0, 6.0, 8.0, 10.0], [1.0, 2.0, 2.0, 4.0, 2.0])
+    assert (r.low, r.median, r.high) == (2.0, 2.0, 3.0) and r.clear
+    assert not Ratio(1.0, 0.9, 1.1).clear
+    assert str(Ratio(1.0, 0.9, 1.1)) == "1.00x (0.90x-1.10x)"
+    import pytest
+
+    with pytest.raises(ValueError):
+        ratio([1.0], [1.0, 2.0])
+    with pytest.raises(ValueError):
+        time_interleaved({}, 3)
+
+
+def test_compare_compiled_reports_an_interleaved_ratio():
+    model = nn.Sequential(nn.Linear(4, 4), nn.Tanh())
+    timing = compare_compiled(model, torch.randn(2, 4), part="0", repeats=3)
+    r = timing.compiled_over_eager
+    assert r is not None and r.low <= r.median <= r.high
