@@ -1,10 +1,12 @@
-"""How a Neural ODE layer calls its network: directly, or through ``torch.func.functional_call``.
+"""How a Neural ODE layer calls its network, and with which tensors.
 
-A direct call ``model(u)`` uses the tensors the module holds. ``functional_call(model, tensors, u)``
-runs the same module with other tensors swapped in for the call (the detached copies an adjoint
-differentiates on its backward pass, or a stateful layer's explicit state). :func:`count_network_calls`
-watches the network with a forward pre-hook and tells the two apart by whether ``functional_call``
-is on the call stack.
+Three routes are told apart. A direct call ``model(u)`` with the module's own registered parameters;
+a direct call after other tensors were put into the module's parameter slots for the call (views of a
+flat parameter vector during the forward solve, or the detached copies an adjoint differentiates on
+its backward pass); and a call through ``torch.func.functional_call``, which runs the module with the
+tensors it is given (a stateful layer's explicit parameters and state). :func:`count_network_calls`
+watches the network with a forward pre-hook: it looks for ``functional_call`` on the call stack, and
+otherwise compares the tensors in the parameter slots with the module's own.
 """
 
 from __future__ import annotations
@@ -24,11 +26,17 @@ _FUNCTIONAL_CALL = "_functional_call"  # torch.nn.utils.stateless._functional_ca
 
 @dataclass
 class NetworkCalls:
-    """Calls of the network during one forward pass and the backward pass after it."""
+    """Calls of the network during one forward pass and the backward pass after it, by route.
 
-    forward_direct: int = 0
+    ``own``: a direct call with the module's own parameters; ``slots``: a direct call with other tensors
+    put into its parameter slots; ``functional``: a call through ``functional_call``.
+    """
+
+    forward_own: int = 0
+    forward_slots: int = 0
     forward_functional: int = 0
-    backward_direct: int = 0
+    backward_own: int = 0
+    backward_slots: int = 0
     backward_functional: int = 0
 
 
@@ -48,9 +56,14 @@ def count_network_calls(model: nn.Module, network: nn.Module, x: torch.Tensor) -
         raise ValueError("network must be a submodule of model (e.g. model.ode.model)")
     calls = NetworkCalls()
     phase = ["forward"]
+    own = dict(network.named_parameters())
 
     def hook(module: nn.Module, args: tuple) -> None:
-        kind = "functional" if _through_functional_call() else "direct"
+        if _through_functional_call():
+            kind = "functional"
+        else:
+            current = dict(module.named_parameters())
+            kind = "own" if current.keys() == own.keys() and all(current[n] is p for n, p in own.items()) else "slots"
         name = f"{phase[0]}_{kind}"
         setattr(calls, name, getattr(calls, name) + 1)
 

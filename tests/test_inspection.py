@@ -9,23 +9,28 @@ X = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(0))
 
 
 @pytest.mark.parametrize("structured", [False, True])
-def test_call_paths_follow_parameter_structure_and_vjp(structured):
+def test_call_routes_follow_parameter_structure_and_vjp(structured):
     for vjp in ("autograd", "func"):
         model = create_model("class", sensealg=InterpolatingAdjoint(autojacvec=vjp), structured_params=structured)
         calls = count_network_calls(model, model.ode.model, X)
         nfe_f, nfe_b = model.ode.stats.nfe_forward, model.ode.stats.nfe_backward
-        assert (calls.forward_direct, calls.forward_functional) == (nfe_f, 0)
-        direct = structured and vjp == "autograd"  # the module's own leaf parameters: no swap needed
-        assert (calls.backward_direct, calls.backward_functional) == ((nfe_b, 0) if direct else (0, nfe_b))
+        assert calls.forward_functional == calls.backward_functional == 0  # class layers never use functional_call
+        # a flat vector's views go into the parameter slots; structured parameters are the module's own tensors
+        assert (calls.forward_own, calls.forward_slots) == ((nfe_f, 0) if structured else (0, nfe_f))
+        own_backward = structured and vjp == "autograd"  # torch.func differentiates detached copies
+        assert (calls.backward_own, calls.backward_slots) == ((nfe_b, 0) if own_backward else (0, nfe_b))
     stateful = create_model("stateful", sensealg=InterpolatingAdjoint(), structured_params=structured)
     calls = count_network_calls(stateful, stateful.ode.model, X)
-    assert calls.forward_direct == calls.backward_direct == 0 and calls.forward_functional > 0
+    nfe_f, nfe_b = stateful.ode.stats.nfe_forward, stateful.ode.stats.nfe_backward
+    assert (calls.forward_functional, calls.backward_functional) == (nfe_f, nfe_b)
+    assert calls.forward_own == calls.forward_slots == calls.backward_own == calls.backward_slots == 0
 
 
 def test_discrete_backprop_makes_no_backward_calls():
     model = create_model("class", sensealg=AutogradAdjoint())
     calls = count_network_calls(model, model.ode.model, X)
-    assert calls.backward_direct == calls.backward_functional == 0 and calls.forward_direct > 0
+    assert calls.backward_own == calls.backward_slots == calls.backward_functional == 0
+    assert calls.forward_slots == model.ode.stats.nfe_forward > 0
 
 
 def test_count_network_calls_needs_a_submodule():
