@@ -46,6 +46,7 @@ notebooks: $(STAMP)
 	for nb in notebooks/*.ipynb; do \
 		NODEUTILS_STATIC_VIEWS=1 $(BIN)/jupyter nbconvert --to notebook --execute --inplace "$$nb" || exit 1; \
 	done
+	$(PYTHON) scripts/make_badges.py
 
 # JupyterLab refuses to start as root unless told to (containers often run as root).
 lab: $(STAMP)
