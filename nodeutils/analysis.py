@@ -386,7 +386,7 @@ class LinearReadout:
 
 def fit_linear_readout(states: torch.Tensor, labels: torch.Tensor, classes: int = 10, penalty: float = 1e-3,
                        iterations: int = 15) -> LinearReadout:
-    """The best linear decoder for fixed ``states``: minimises cross-entropy + penalty/2 * |weight|^2.
+    """The best linear decoder for fixed ``states``: minimises cross-entropy + ``penalty / 2 * ||weight||^2``.
 
     A convex problem (multinomial logistic regression), solved in float64 by a fixed number of full
     Newton steps from zero weights: no line search or stopping test, so nearby inputs give nearby
