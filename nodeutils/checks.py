@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import sys
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -24,6 +25,17 @@ from .errors import InputError, NodeUtilsWarning
 __all__ = ["check_int", "check_number", "check_bool", "check_choice", "check_callable", "describe", "check_batch",
            "check_labels", "check_loader_pair", "check_threads", "check_folder",
            "check_writable_folder"]
+
+
+_INTERNAL_DIRS = (os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.path.abspath(torch.__file__)))
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first caller outside nodeutils and torch."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_INTERNAL_DIRS):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def describe(value: Any) -> str:
@@ -182,7 +194,7 @@ def check_labels(labels: Any, n_images: int, classes: int, where: str = "the loa
                              f"counted from 1)")
     if fixes:
         warnings.warn(f"{where}: {'; '.join(fixes)}. Pass labels as a 1-D int64 tensor of class indices to avoid "
-                      "this warning", NodeUtilsWarning, stacklevel=3)
+                      "this warning", NodeUtilsWarning, stacklevel=user_stacklevel())
     return labels
 
 
@@ -200,7 +212,7 @@ def check_loader_pair(train_loader: Any, test_loader: Any) -> None:
     if n_train < n_test:
         warnings.warn(f"the training loader holds fewer images ({n_train}) than the test loader ({n_test}): were they "
                       "swapped? loaders=(train_loader, test_loader) takes the training loader first",
-                      NodeUtilsWarning, stacklevel=3)
+                      NodeUtilsWarning, stacklevel=user_stacklevel())
 
 
 # --------------------------------------------------------------------------------------------
