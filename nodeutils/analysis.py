@@ -36,7 +36,10 @@ __all__ = [
     "compare_predictions",
     "SolverSteps",
     "solver_steps",
+    "class_distances",
     "class_spread",
+    "affine_fit_r2",
+    "exact_mcnemar",
     "decoder_scores",
     "decoder_margin",
     "LinearReadout",
@@ -285,7 +288,7 @@ class SolverSteps:
 
     tolerance: float
     step_ends: list[float]  # t0, then the end of every accepted step (the last one may lie past the span)
-    evaluations: int  # evaluations of f, including the two that pick the first step
+    evaluations: int  # evaluations of f: one at t0 (also the first stage of step 1), one trial to size step 1, 6 a step
     rejected: int
 
     @property
@@ -336,20 +339,71 @@ def _check_states_and_labels(states: object, labels: object) -> None:
         raise InputError(f"labels must be integer class labels; got dtype {labels.dtype}")
 
 
-def class_spread(states: torch.Tensor, labels: torch.Tensor) -> float:
-    """How tightly each class clusters, in the full state space (no projection).
+def class_distances(states: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """The two distances behind :func:`class_spread`: ``(within, overall)``.
 
-    The mean distance of a state from its class's centre, averaged over the classes present, divided by
-    the mean distance of a state from the centre of all states: 0 when every class is a single point,
-    about 1 when the classes are mixed through one another. Scale-free, so states at different times
-    can be compared.
+    ``within``: the mean distance of a state from its class's centre, averaged over the classes present;
+    ``overall``: the mean distance of a state from the centre of all states. Both in the states' own units.
     """
     _check_states_and_labels(states, labels)
     states, labels = states.double().cpu(), labels.cpu()
     classes = labels.unique()
     within = torch.stack([(states[labels == c] - states[labels == c].mean(0)).norm(dim=1).mean() for c in classes])
     overall = (states - states.mean(0)).norm(dim=1).mean()
-    return float(within.mean() / overall)
+    return float(within.mean()), float(overall)
+
+
+def class_spread(states: torch.Tensor, labels: torch.Tensor) -> float:
+    """How tightly each class clusters, in the full state space (no projection).
+
+    The mean distance of a state from its class's centre, averaged over the classes present, divided by
+    the mean distance of a state from the centre of all states (see :func:`class_distances`): 0 when every
+    class is a single point, about 1 when the classes are mixed through one another. Scale-free, so states
+    at different times can be compared.
+    """
+    within, overall = class_distances(states, labels)
+    return within / overall
+
+
+def affine_fit_r2(inputs: torch.Tensor, outputs: torch.Tensor) -> float:
+    """How nearly ``outputs`` is an affine function of ``inputs`` (rows paired): R^2 of the least-squares fit.
+
+    Fits ``outputs ~ inputs @ A.T + b`` in float64 and returns 1 - (residual sum of squares) / (sum of
+    squares of ``outputs`` about their mean, over all columns): 1 for an exactly affine map.
+    """
+    for name, x in (("inputs", inputs), ("outputs", outputs)):
+        if not isinstance(x, torch.Tensor) or x.ndim != 2:
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise InputError(f"{name} must be a 2-D tensor (point x feature), e.g. trajectories.states[0]; got {got}")
+    if len(inputs) != len(outputs):
+        raise InputError(f"inputs and outputs must pair up row by row; got {len(inputs)} and {len(outputs)} rows")
+    if len(inputs) <= inputs.shape[1] + 1:
+        raise InputError(f"an affine fit of {inputs.shape[1]} features needs more than {inputs.shape[1] + 1} points "
+                         f"to mean anything; got {len(inputs)}")
+    x, y = inputs.double().cpu(), outputs.double().cpu()
+    design = torch.cat([x, torch.ones(len(x), 1, dtype=torch.float64)], dim=1)
+    residual = y - design @ torch.linalg.lstsq(design, y).solution
+    total = ((y - y.mean(0)) ** 2).sum()
+    if total == 0:
+        raise InputError("outputs are all the same point, so there is no variance to explain")
+    return float(1 - (residual ** 2).sum() / total)
+
+
+def exact_mcnemar(fixed: int, broken: int) -> float:
+    """Two-sided exact McNemar test for two classifiers scored on the same items.
+
+    ``fixed``: items only the second classifier gets right; ``broken``: items only the first gets right.
+    If both were equally good, each of these ``fixed + broken`` disagreements would go either way with
+    probability 1/2; the p-value is the probability of a split at least as uneven as the one seen.
+    """
+    for name, value in (("fixed", fixed), ("broken", broken)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise InputError(f"{name} must be a count (a non-negative int), e.g. int(mask.sum()); got {value!r}")
+    n = fixed + broken
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(fixed, broken) + 1)) / 2**n
+    return min(1.0, 2 * tail)
 
 
 @torch.no_grad()

@@ -6,9 +6,12 @@ from torch import nn
 
 from nodeutils import create_model
 from nodeutils.analysis import (
+    affine_fit_r2,
+    class_distances,
     class_spread,
     decoder_margin,
     decoder_scores,
+    exact_mcnemar,
     fit_linear_readout,
     solver_settings,
     solver_steps,
@@ -30,7 +33,11 @@ def test_solver_steps_are_the_steps_of_the_models_own_solve(images):
         steps = solver_steps(model, images, tolerance)
         assert steps.evaluations == model.ode.stats.nfe_forward
         assert steps.step_ends[0] == 0.0 and steps.step_ends[-1] >= 1.0
-        assert steps.evaluations == 2 + 6 * (len(steps.step_sizes) + steps.rejected)  # Tsit5: 6 new stages a step
+        # f(t0) and one trial evaluation to size the first step, then 6 new stages a Tsit5 step (FSAL)
+        assert steps.evaluations == 2 + 6 * (len(steps.step_sizes) + steps.rejected)
+        with solver_settings(model, options={"first_step": 0.5}):  # a given first step skips the trial only
+            given = solver_steps(model, images, tolerance)
+        assert given.evaluations == 1 + 6 * (len(given.step_sizes) + given.rejected)
 
 
 def test_solver_steps_default_to_the_models_tolerance_and_follow_its_options(images):
@@ -60,6 +67,54 @@ def test_class_spread_is_zero_for_point_classes_and_scale_free():
     within = torch.stack([(states[labels == c] - states[labels == c].mean(0)).norm(dim=1).mean() for c in range(3)])
     overall = (states - states.mean(0)).norm(dim=1).mean()
     assert class_spread(states, labels) == pytest.approx(float(within.mean() / overall), rel=1e-6)
+
+
+def test_class_distances_are_the_parts_of_the_spread():
+    labels = torch.tensor([0, 0, 1, 1])
+    states = torch.tensor([[0.0, 0.0], [2.0, 0.0], [10.0, 0.0], [10.0, 4.0]])
+    within, overall = class_distances(states, labels)
+    assert within == pytest.approx((1.0 + 2.0) / 2)  # class 0: distance 1 each, class 1: distance 2 each
+    centre = states.mean(0)
+    assert overall == pytest.approx(float((states - centre).norm(dim=1).mean()))
+    assert class_spread(states, labels) == pytest.approx(within / overall)
+    assert class_distances(3 * states, labels) == pytest.approx((3 * within, 3 * overall))
+
+
+def test_affine_fit_r2_is_one_for_an_affine_map_and_small_for_an_unrelated_one():
+    torch.manual_seed(0)
+    x = torch.randn(300, 4)
+    a, b = torch.randn(3, 4), torch.randn(3)
+    assert affine_fit_r2(x, x @ a.T + b) == pytest.approx(1.0, abs=1e-6)
+    assert affine_fit_r2(x, torch.randn(300, 3)) < 0.05
+    # by hand for a noisy map: 1 - residual / total sum of squares
+    y = (x @ a.T + b).double() + 0.5 * torch.randn(300, 3, dtype=torch.float64)
+    design = torch.cat([x.double(), torch.ones(300, 1, dtype=torch.float64)], 1)
+    residual = y - design @ torch.linalg.pinv(design) @ y
+    expected = 1 - float((residual ** 2).sum() / ((y - y.mean(0)) ** 2).sum())
+    assert affine_fit_r2(x, y) == pytest.approx(expected, rel=1e-9)
+    assert 0.5 < expected < 0.99
+
+
+@pytest.mark.parametrize("inputs, outputs, message", [
+    (torch.zeros(10), torch.zeros(10, 2), "2-D tensor"),
+    (torch.zeros(10, 2), torch.zeros(9, 2), "row by row"),
+    (torch.randn(3, 2), torch.randn(3, 2), "more than 3 points"),
+    (torch.randn(10, 2), torch.ones(10, 2), "no variance"),
+])
+def test_affine_fit_r2_rejects_bad_input(inputs, outputs, message):
+    with pytest.raises(InputError, match=message):
+        affine_fit_r2(inputs, outputs)
+
+
+def test_exact_mcnemar_is_the_two_sided_binomial_tail():
+    assert exact_mcnemar(8, 1) == pytest.approx(2 * (1 + 9) / 2**9)
+    assert exact_mcnemar(1, 8) == exact_mcnemar(8, 1)
+    assert exact_mcnemar(0, 0) == 1.0 and exact_mcnemar(3, 3) == 1.0
+    assert exact_mcnemar(10, 0) == pytest.approx(2 / 2**10)
+    with pytest.raises(InputError, match="count"):
+        exact_mcnemar(-1, 2)
+    with pytest.raises(InputError, match="count"):
+        exact_mcnemar(2.0, 2)
 
 
 @pytest.mark.parametrize("states, labels, message", [
