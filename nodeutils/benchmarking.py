@@ -336,6 +336,7 @@ class JacobianStructure:
     blocks: int  # all image-by-image blocks
     nonzero_entries: int
     parameter_shape: tuple[int, int]  # d f(u) / d theta, theta the dynamics' parameters flattened
+    parameter_nonzero_entries: int  # output k depends on every parameter but the last layer's other rows
 
 
 def jacobian_structure(model: nn.Module, images: torch.Tensor) -> JacobianStructure:
@@ -355,8 +356,9 @@ def jacobian_structure(model: nn.Module, images: torch.Tensor) -> JacobianStruct
     state = d_state.reshape(batch * features, batch * features)
     blocks = d_state.permute(0, 2, 1, 3).reshape(batch, batch, features * features)
     parameter_columns = sum(p.numel() for p in params.values())
+    parameter_nonzero = sum(int((d.reshape(batch * features, -1) != 0).sum()) for d in d_params.values())
     return JacobianStructure(tuple(state.shape), int((blocks != 0).any(-1).sum()), batch * batch,
-                             int((state != 0).sum()), (batch * features, parameter_columns))
+                             int((state != 0).sum()), (batch * features, parameter_columns), parameter_nonzero)
 
 
 @dataclass

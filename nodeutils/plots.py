@@ -82,12 +82,15 @@ def bounded(value: float, bound: float) -> str:
 
 
 def magnitude(value: float) -> str:
-    """An error printed as its order of magnitude (``"~1e-06"``), stable across machines; ``inf`` -> "failed"."""
+    """An error printed as its nearest power of ten (``"~1e-06"`` for 9.2e-7 and for 2.9e-6), stable across machines
+    unless the value sits at a half decade; ``inf`` -> "failed".
+
+    The nearest power, not the one below: 0.8 prints as ``"~1e+00"``, not as ten times too small."""
     if value != value or value == float("inf"):
         return "failed"
     if value == 0:
         return "0"
-    return f"~1e{int(np.floor(np.log10(value))):+03d}"
+    return f"~1e{int(np.round(np.log10(value))):+03d}"
 
 
 def plot_horizon_sweep(rows: Sequence) -> Figure:

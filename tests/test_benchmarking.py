@@ -44,7 +44,9 @@ def test_plot_horizon_sweep_draws_one_line_per_algorithm():
 
 
 def test_magnitude_and_table_formatting():
-    assert magnitude(3.2e-6) == "~1e-06" and magnitude(math.inf) == "failed" and magnitude(0.0) == "0"
+    assert magnitude(2.9e-6) == "~1e-06" and magnitude(math.inf) == "failed" and magnitude(0.0) == "0"
+    assert magnitude(9.18e-7) == "~1e-06" and magnitude(1.7e-7) == "~1e-07"  # the nearest power, not the floor
+    assert magnitude(0.794) == "~1e+00" and magnitude(0.9993) == "~1e+00" and magnitude(3.3e-6) == "~1e-05"
     table = format_table(["a", "bb"], [[1, 2], [333, 4]]).splitlines()
     assert table[0] == "a    bb" and table[1] == "---  --" and table[3] == "333  4"
 
@@ -75,6 +77,8 @@ def test_jacobian_structure_is_block_diagonal_per_image():
     images = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     s = jacobian_structure(create_model(), images)
     assert s.state_shape == (80, 80) and s.nonzero_blocks == 4 and s.blocks == 16 and s.parameter_shape == (80, 540)
+    # output k depends on the first two layers (210 + 110 parameters) and on the last layer's row k and bias k (11)
+    assert s.parameter_nonzero_entries == 80 * (210 + 110 + 11)
 
 
 def test_perturbed_gradients_changes_steps_only_inside_the_block():
