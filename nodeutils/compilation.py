@@ -93,8 +93,9 @@ class ExplainRow:
     """Graphs and graph breaks Dynamo found in one function call.
 
     ``graph_breaks`` counts the breaks Dynamo recorded a reason for, so that ``reasons`` and ``origins``
-    each add up to it. ``graphs`` is larger: a graph also ends where a traced function returns, and
-    Dynamo starts a new one in every function it enters afresh after a break. (``torch._dynamo.explain``
+    each add up to it. ``graphs`` is at least ``graph_breaks + 1`` (a break ends one graph and starts the
+    next), and larger whenever a graph also ends without a recorded break: where a traced function
+    returns, and in every function Dynamo enters afresh after a break. (``torch._dynamo.explain``
     reports ``graphs - 1`` as its "graph break count", which counts those ends too.)
     """
 
@@ -181,8 +182,9 @@ def time_interleaved(steps: dict[str, Callable[[], Any]], repeats: int = 10, war
     """Seconds of each call in ``steps``, measured in rounds: every round times each step once.
 
     Interleaving puts the candidates side by side in time, so a burst of load on a shared machine
-    slows all of them in the same round rather than one of them; the order rotates from round to
-    round. Returns every round's time per name (compare them with :func:`ratio`).
+    is spread over all of them rather than landing on one; the order rotates from round to round, so
+    with ``repeats`` a multiple of ``len(steps)`` every order occurs equally often. Returns every round's
+    time per name (compare them with :func:`ratio`).
     """
     if not steps:
         raise ValueError("time_interleaved needs at least one step to time")
@@ -204,7 +206,10 @@ def time_interleaved(steps: dict[str, Callable[[], Any]], repeats: int = 10, war
 
 @dataclass
 class Ratio:
-    """Median of per-round time ratios, with the quartiles of those ratios as their spread."""
+    """Median of per-round time ratios, with the quartiles of those ratios as their spread.
+
+    The spread describes the round ratios themselves (their middle half), not a confidence interval.
+    """
 
     median: float
     low: float  # first quartile

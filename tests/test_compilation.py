@@ -122,3 +122,16 @@ def test_compare_compiled_reports_an_interleaved_ratio():
     timing = compare_compiled(model, torch.randn(2, 4), part="0", repeats=3)
     r = timing.compiled_over_eager
     assert r is not None and r.low <= r.median <= r.high
+
+
+def test_time_interleaved_uses_every_rotation_equally_often_for_a_multiple_of_the_steps():
+    from collections import Counter
+
+    from nodeutils.compilation import time_interleaved
+
+    order: list[str] = []
+    steps = {name: (lambda n=name: order.append(n)) for name in "abc"}
+    time_interleaved(steps, repeats=6, warmup=0)
+    rounds = Counter("".join(order[i:i + 3]) for i in range(0, len(order), 3))
+    assert rounds == Counter({"abc": 2, "bca": 2, "cab": 2})
+    assert all(Counter(order[i::3]) == Counter({"a": 2, "b": 2, "c": 2}) for i in range(3))  # each slot, each step
