@@ -1,8 +1,10 @@
 """The names nodeutils.compat gives to what older PyTorch releases call differently."""
 
+import pytest
 import torch
+from torch.utils import _pytree as pytree
 
-from nodeutils.compat import is_compiling
+from nodeutils.compat import is_compiling, is_leaf_spec
 
 
 def test_is_compiling_is_false_eagerly_and_true_while_dynamo_traces():
@@ -19,3 +21,14 @@ def test_is_compiling_is_false_eagerly_and_true_while_dynamo_traces():
 def test_is_compiling_is_pytorchs_own_function():
     expected = getattr(torch.compiler, "is_compiling", None) or torch._dynamo.is_compiling
     assert is_compiling is expected
+
+
+@pytest.mark.parametrize("tree, leaf", [
+    (torch.ones(3), True),
+    ({"weight": torch.ones(3)}, False),
+    ((torch.ones(3),), False),
+    ([torch.ones(2), torch.ones(3)], False),
+    ({}, False),
+])
+def test_is_leaf_spec_tells_one_tensor_from_a_container(tree, leaf):
+    assert is_leaf_spec(pytree.tree_flatten(tree)[1]) is leaf
