@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from .checks import check_writable_folder
+from .compat import inductor_default_cache_dir
 from .errors import InputError
 
 __all__ = ["ExplainRow", "explain", "break_category", "time_forward_backward", "time_interleaved", "Ratio", "ratio",
@@ -37,9 +38,7 @@ def _separate_compile_cache_per_cpu_capability() -> None:
     """
     capability = os.environ.get("ATEN_CPU_CAPABILITY", "").strip()
     if capability and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
-        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
-
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = f"{default_cache_dir()}_{capability}"
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = f"{inductor_default_cache_dir()}_{capability}"
 
 
 _separate_compile_cache_per_cpu_capability()
@@ -49,9 +48,7 @@ _CACHE_FIX = ("free some space, or point TORCHINDUCTOR_CACHE_DIR at a writable f
 
 
 def _compile_cache_dir() -> str:
-    from torch._inductor.runtime.cache_dir_utils import cache_dir
-
-    return os.environ.get("TORCHINDUCTOR_CACHE_DIR") or cache_dir()
+    return os.environ.get("TORCHINDUCTOR_CACHE_DIR") or inductor_default_cache_dir()
 
 
 def _check_compile_cache() -> None:
