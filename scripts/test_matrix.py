@@ -91,6 +91,18 @@ def floor_python(project: dict | None = None) -> str:
     return m.group(1)
 
 
+def python_on_path(version: str) -> str | None:
+    """``python<version>`` from PATH if it runs (a pyenv shim for a version not selected exits 127), else None."""
+    path = shutil.which(f"python{version}")
+    if path is None:
+        return None
+    try:
+        ok = subprocess.run([path, "-c", "pass"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+    except OSError:
+        ok = False
+    return path if ok else None
+
+
 def base_python() -> str:
     """The interpreter this script's (virtual) environment was made from."""
     return getattr(sys, "_base_executable", None) or sys.executable
@@ -114,7 +126,7 @@ def unsupported(row: str) -> str | None:
         return "no AVX2"
     if row == "kernels=avx512" and "avx512f" not in flags:
         return "no AVX-512"
-    if row == "versions=floor" and shutil.which(f"python{floor_python()}") is None:
+    if row == "versions=floor" and python_on_path(floor_python()) is None:
         return f"no python{floor_python()} on PATH"
     if row == "device=cuda":
         import torch
@@ -170,8 +182,8 @@ def installed_versions(python: str) -> dict[str, str]:
 def build_environment(row: str, venv: Path) -> str:
     """Make a fresh virtual environment holding the row's versions, this package and the test tools; its Python."""
     shutil.rmtree(venv, ignore_errors=True)
-    interpreter = {"versions=floor": shutil.which(f"python{floor_python()}"),
-                   "versions=colab": shutil.which(f"python{COLAB_PYTHON}") or base_python()}.get(row, base_python())
+    interpreter = {"versions=floor": python_on_path(floor_python()),
+                   "versions=colab": python_on_path(COLAB_PYTHON) or base_python()}.get(row, base_python())
     subprocess.run([interpreter, "-m", "venv", str(venv)], check=True)
     python = str(venv / "bin" / "python")
     if row == "versions=floor":
