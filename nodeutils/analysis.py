@@ -112,7 +112,10 @@ def hidden_trajectories(model: nn.Module, images: torch.Tensor, labels: torch.Te
     """Solve the model's ODE for ``images`` and keep the state at ``n_times`` equally spaced times."""
     n_times = check_int("n_times", n_times, minimum=2, hint="at least the start and the end, e.g. 21")
     check_model(model)
-    _check_images_and_labels(images, labels)
+    if not isinstance(images, torch.Tensor):
+        raise InputError(f"images must be a tensor (e.g. from predict(model, loader)); got {type(images).__name__}")
+    # labels as accuracy() takes them: (N, 1) and one-hot labels are converted with a warning, others refused
+    labels = check_labels(labels, len(images), model.decoder.out_features, "the batch passed to hidden_trajectories")
     model.eval()
     t0, t1 = model.ode.settings.tspan[0], model.ode.settings.tspan[-1]
     times = torch.linspace(t0, t1, n_times, dtype=torch.float64)

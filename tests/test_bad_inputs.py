@@ -554,8 +554,19 @@ def test_hidden_trajectories_plain_module_is_refused():
 
 
 def test_hidden_trajectories_label_count_mismatch_is_refused(model):
-    raises(InputError, "one label per image", "3 images", call=lambda: analysis.hidden_trajectories(
-        model, IMAGES, torch.arange(2)))
+    raises(InputError, "3 images with labels shaped (2,)", "one class index per image",
+           call=lambda: analysis.hidden_trajectories(model, IMAGES, torch.arange(2)))
+
+
+def test_hidden_trajectories_takes_labels_as_accuracy_does(model):
+    """(N, 1) labels are converted with a warning, as accuracy() converts them; soft rows are refused."""
+    reference = analysis.hidden_trajectories(model, IMAGES, torch.arange(3), n_times=2)
+    with pytest.warns(NodeUtilsWarning, match=r"flattened labels shaped \(N, 1\)"):
+        column = analysis.hidden_trajectories(model, IMAGES, torch.arange(3)[:, None], n_times=2)
+    assert column.labels.shape == (3,) and torch.equal(column.labels, reference.labels)
+    assert torch.equal(column.states, reference.states)
+    raises(InputError, "not one-hot", call=lambda: analysis.hidden_trajectories(
+        model, IMAGES, torch.full((3, 10), 0.1)))
 
 
 def test_tolerance_grid_with_zero_low_end_is_refused():
