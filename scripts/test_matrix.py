@@ -11,8 +11,8 @@ dependency versions, then runs the unit tests (``pytest tests/``) and ``pytest -
 * ``versions=floor``: every dependency at the lowest release ``pyproject.toml`` admits (``>=X`` installs ``==X``),
   the test tools at theirs too, on the lowest Python it admits;
 * ``versions=colab``: Google Colab's preinstalled versions (``scripts/colab_constraints.txt``, torch included) on
-  Colab's Python (3.13) where ``python3.13`` is on PATH, else on this script's Python; the notebooks also run the
-  Colab way first (``scripts/colab_check.py``: setup cell, fake ``google.colab``);
+  Colab's Python (3.13) where one is found (on PATH or installed by pyenv), else on this script's Python; the
+  notebooks also run the Colab way first (``scripts/colab_check.py``: setup cell, fake ``google.colab``);
 * ``versions=latest``: the newest release of every dependency on the package index (no version caps, not even the
   machine's pip configuration).
 
@@ -91,16 +91,33 @@ def floor_python(project: dict | None = None) -> str:
     return m.group(1)
 
 
-def python_on_path(version: str) -> str | None:
-    """``python<version>`` from PATH if it runs (a pyenv shim for a version not selected exits 127), else None."""
-    path = shutil.which(f"python{version}")
-    if path is None:
-        return None
+def _runs(path: str) -> bool:
     try:
-        ok = subprocess.run([path, "-c", "pass"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+        done = subprocess.run([path, "-c", "pass"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     except OSError:
-        ok = False
-    return path if ok else None
+        return False
+    return done.returncode == 0
+
+
+def _release(path: Path) -> tuple[int, ...]:
+    """(3, 13, 0) from a pyenv folder such as .../versions/3.13.0/bin/python3.13; () for a name like 3.13-dev."""
+    name = path.parents[1].name
+    return tuple(int(part) for part in name.split(".")) if re.fullmatch(r"[0-9]+(\.[0-9]+)*", name) else ()
+
+
+def find_python(version: str) -> str | None:
+    """A CPython ``version`` (``3.13``) that runs: ``python3.13`` from PATH, else pyenv's newest installed 3.13.x
+    (found in ``$PYENV_ROOT/versions`` whether or not pyenv has it selected), else None. A pyenv shim for a version
+    that is not selected is on PATH but exits 127, so each candidate is run once."""
+    path = shutil.which(f"python{version}")
+    if path is not None and _runs(path):
+        return path
+    root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    installed = [p for p in root.glob(f"versions/{version}.*/bin/python{version}") if _release(p)]
+    for candidate in sorted(installed, key=_release, reverse=True):
+        if _runs(str(candidate)):
+            return str(candidate)
+    return None
 
 
 def base_python() -> str:
@@ -126,8 +143,8 @@ def unsupported(row: str) -> str | None:
         return "no AVX2"
     if row == "kernels=avx512" and "avx512f" not in flags:
         return "no AVX-512"
-    if row == "versions=floor" and python_on_path(floor_python()) is None:
-        return f"no python{floor_python()} on PATH"
+    if row == "versions=floor" and find_python(floor_python()) is None:
+        return f"no python{floor_python()} on PATH or in pyenv"
     if row == "device=cuda":
         import torch
 
@@ -182,8 +199,8 @@ def installed_versions(python: str) -> dict[str, str]:
 def build_environment(row: str, venv: Path) -> str:
     """Make a fresh virtual environment holding the row's versions, this package and the test tools; its Python."""
     shutil.rmtree(venv, ignore_errors=True)
-    interpreter = {"versions=floor": python_on_path(floor_python()),
-                   "versions=colab": python_on_path(COLAB_PYTHON) or base_python()}.get(row, base_python())
+    interpreter = {"versions=floor": find_python(floor_python()),
+                   "versions=colab": find_python(COLAB_PYTHON) or base_python()}.get(row, base_python())
     subprocess.run([interpreter, "-m", "venv", str(venv)], check=True)
     python = str(venv / "bin" / "python")
     if row == "versions=floor":

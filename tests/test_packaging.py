@@ -110,6 +110,30 @@ def test_a_requirement_without_one_floor_is_refused(requirement):
         _test_matrix().lower_bound(requirement)
 
 
+def _fake_python(path: Path, exit_code: int) -> None:
+    path.parent.mkdir(parents=True)
+    path.write_text(f"#!/bin/sh\nexit {exit_code}\n")
+    path.chmod(0o755)
+
+
+def test_find_python_takes_the_newest_pyenv_release_that_runs(tmp_path, monkeypatch):
+    """A version pyenv has installed but not selected is found in $PYENV_ROOT/versions; one that fails is skipped."""
+    root = tmp_path / "pyenv"
+    _fake_python(root / "versions" / "3.13.0" / "bin" / "python3.13", 0)
+    _fake_python(root / "versions" / "3.13.10" / "bin" / "python3.13", 0)
+    _fake_python(root / "versions" / "3.13.12" / "bin" / "python3.13", 127)  # broken install
+    _fake_python(root / "versions" / "3.13-dev" / "bin" / "python3.13", 0)  # not a release
+    _fake_python(tmp_path / "shims" / "python3.13", 127)  # pyenv's shim: version not selected
+    monkeypatch.setenv("PYENV_ROOT", str(root))
+    monkeypatch.setenv("PATH", str(tmp_path / "shims"))
+    matrix = _test_matrix()
+    assert matrix.find_python("3.13") == str(root / "versions" / "3.13.10" / "bin" / "python3.13")
+    assert matrix.find_python("3.12") is None
+    _fake_python(tmp_path / "bin" / "python3.12", 0)
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    assert matrix.find_python("3.12") == str(tmp_path / "bin" / "python3.12")
+
+
 def test_weekly_workflow_runs_the_latest_row():
     workflow = (ROOT / ".github" / "workflows" / "weekly-latest.yml").read_text()
     assert re.search(r"^\s+- cron: ", workflow, flags=re.MULTILINE)
