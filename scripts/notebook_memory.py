@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,6 +68,18 @@ def _memory(process: psutil.Process) -> tuple[int, int, int]:
         return rss, rss, rss
 
 
+def _short_name(process: psutil.Process) -> str:
+    """``kernel`` for the kernel, else the process's name and the module it runs (``python -m <module>``)."""
+    try:
+        command = process.cmdline()
+    except psutil.Error:
+        return "?"
+    if "ipykernel_launcher" in command:
+        return "kernel"
+    module = command[command.index("-m") + 1] if "-m" in command[:-1] else ""
+    return " ".join(filter(None, [Path(command[0]).name if command else process.name(), module]))[:60]
+
+
 class _TreeSampler(threading.Thread):
     """Samples the memory of a process and all its descendants until stopped; keeps the maxima of the sums."""
 
@@ -74,6 +87,7 @@ class _TreeSampler(threading.Thread):
         super().__init__(daemon=True)
         self.process, self.interval = psutil.Process(pid), interval
         self.peak_rss = self.peak_pss = self.peak_data = 0
+        self.peak_data_parts: list[tuple[str, int]] = []  # (process, data bytes) at the data peak, largest first
         self._stop_event = threading.Event()
 
     def run(self) -> None:
@@ -83,14 +97,17 @@ class _TreeSampler(threading.Thread):
             except psutil.Error:
                 return
             rss = pss = data = 0
+            parts = []
             for p in tree:
                 try:
                     r, q, d = _memory(p)
+                    parts.append((_short_name(p), d))
                 except psutil.Error:
                     continue
                 rss, pss, data = rss + r, pss + q, data + d
             self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
-            self.peak_data = max(self.peak_data, data)
+            if data > self.peak_data:
+                self.peak_data, self.peak_data_parts = data, sorted(parts, key=lambda part: -part[1])
             self._stop_event.wait(self.interval)
 
     def stop(self) -> None:
@@ -108,6 +125,7 @@ class NotebookRun:
     peak_tree_mb: float  # kernel and child processes, PSS summed
     peak_tree_rss_mb: float  # the same with RSS summed: shared pages counted once per process, an over-estimate
     peak_data_mb: float  # kernel and child processes, anonymous and shared memory (PSS) summed: no file pages
+    peak_data_parts: list[tuple[str, float]] = field(default_factory=list)  # (process, MB) at that peak
     reports: list[dict] = field(default_factory=list)
 
     @property
@@ -169,7 +187,8 @@ def execute(path: Path, extra_cells: tuple[str, ...] = (), timeout: int = 900) -
                         reports.append(json.loads(line[len(REPORT_PREFIX):]))
     peaks = ((sampler[0].peak_pss / 2**20, sampler[0].peak_rss / 2**20, sampler[0].peak_data / 2**20) if sampler
              else (0.0, 0.0, 0.0))
-    return NotebookRun(path, nb, seconds, *peaks, reports=reports)
+    parts = [(name, data / 2**20) for name, data in sampler[0].peak_data_parts] if sampler else []
+    return NotebookRun(path, nb, seconds, *peaks, peak_data_parts=parts, reports=reports)
 
 
 def use_this_interpreter_as_kernel(workdir: Path) -> None:
@@ -183,7 +202,11 @@ def use_this_interpreter_as_kernel(workdir: Path) -> None:
 
 
 def describe(run: NotebookRun) -> str:
-    return (f"peak data {run.peak_data_mb:,.0f} MB, all pages {run.peak_mb:,.0f} MB (kernel process "
+    parts = Counter()
+    for name, mb in run.peak_data_parts:
+        parts[name] += mb
+    at_peak = " + ".join(f"{name} {mb:,.0f}" for name, mb in parts.most_common())
+    return (f"peak data {run.peak_data_mb:,.0f} MB ({at_peak}), all pages {run.peak_mb:,.0f} MB (kernel process "
             f"{run.peak_self_mb:,.0f} MB; with its child processes {run.peak_tree_mb:,.0f} MB PSS, "
             f"{run.peak_tree_rss_mb:,.0f} MB RSS summed)")
 
