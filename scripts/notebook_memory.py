@@ -9,6 +9,7 @@ sampled every 0.1 s as sums of proportional set sizes (PSS: a page shared by n p
 * **data**: anonymous and shared memory (``Pss_Anon + Pss_Shmem``): the tensors, Python objects and heaps the
   notebook creates. Under a container's memory limit (a mybinder.org session) the system cannot drop these
   pages (at most swap them out, where there is swap), so this is the peak that must stay under ``LIMIT_MB``.
+  Not measured: files in a memory-backed folder (tmpfs) and the page cache, which a container's limit counts too.
 * **all pages**: data plus the pages of mapped files (PyTorch's shared libraries), and at least the kernel process's
   own high-water mark (``ru_maxrss``, exact). File pages are clean: under a memory limit the system drops them and
   reads them again when needed. How many of them are resident depends on the page cache and on the Python build
@@ -41,8 +42,8 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 # A mybinder.org session is capped at 2 GB (1,907 MB of 2^20 bytes if that is 2 x 10^9 bytes). Beside a notebook's
-# data the session must hold the pages of PyTorch's libraries (345-721 MB measured) and the notebook server (about
-# 85 MB): 1,907 - 721 - 85 leaves about 1,100 MB for the data.
+# data the session must hold the pages of PyTorch's libraries (345-721 MB, estimated as all pages minus data) and the
+# notebook server (about 85 MB): 1,907 - 721 - 85 leaves about 1,100 MB for the data.
 LIMIT_MB = 1100
 MEMORY_START, MEMORY_END = "<!-- memory table (scripts/notebook_memory.py) -->", "<!-- end of memory table -->"
 REPORT_PREFIX = "NOTEBOOK-REPORT "
@@ -172,7 +173,8 @@ def execute(path: Path, extra_cells: tuple[str, ...] = (), timeout: int = 900) -
         # As in a new Binder or Colab session, torch.compile finds nothing compiled: an empty kernel cache, and an
         # empty temporary folder, where it keeps the precompiled C++ header it builds on first use (outside
         # TORCHINDUCTOR_CACHE_DIR, in tempfile.gettempdir()/torchinductor_<user>/precompiled_headers). Building that
-        # header runs the C++ compiler for about 375 MB; a run that finds it skips that and under-states the peak.
+        # header runs the C++ compiler for 375-500 MB (torch 2.11-2.14); a run that finds it skips that and
+        # under-states the peak.
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(fresh) / "inductor")
         os.environ["TMPDIR"] = str(Path(fresh) / "tmp")
         Path(os.environ["TMPDIR"]).mkdir()
