@@ -92,7 +92,7 @@ class _TreeSampler(threading.Thread):
         super().__init__(daemon=True)
         self.process, self.interval = psutil.Process(pid), interval
         self.peak_rss = self.peak_pss = self.peak_data = 0
-        self.peak_data_parts: list[tuple[str, int]] = []  # (process, data bytes) at the data peak, largest first
+        self.peak_data_parts: Counter[str] = Counter()  # data bytes per process name at the data peak
         self._stop_event = threading.Event()
 
     def run(self) -> None:
@@ -106,13 +106,16 @@ class _TreeSampler(threading.Thread):
             for p in tree:
                 try:
                     r, q, d = _memory(p)
-                    parts.append((_short_name(p), d))
+                    parts.append((p, d))
                 except psutil.Error:
                     continue
                 rss, pss, data = rss + r, pss + q, data + d
             self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
             if data > self.peak_data:
-                self.peak_data, self.peak_data_parts = data, sorted(parts, key=lambda part: -part[1])
+                # name the processes only at a new peak: reading each command line every 0.1 s is needless I/O
+                self.peak_data, self.peak_data_parts = data, Counter()
+                for p, d in parts:
+                    self.peak_data_parts[_short_name(p)] += d
             self._stop_event.wait(self.interval)
 
     def stop(self) -> None:
@@ -130,7 +133,7 @@ class NotebookRun:
     peak_tree_mb: float  # kernel and child processes, PSS summed
     peak_tree_rss_mb: float  # the same with RSS summed: shared pages counted once per process, an over-estimate
     peak_data_mb: float  # kernel and child processes, anonymous and shared memory (PSS) summed: no file pages
-    peak_data_parts: list[tuple[str, float]] = field(default_factory=list)  # (process, MB) at that peak
+    peak_data_parts: Counter[str] = field(default_factory=Counter)  # MB per process name at that peak
     reports: list[dict] = field(default_factory=list)
 
     @property
@@ -198,7 +201,7 @@ def execute(path: Path, extra_cells: tuple[str, ...] = (), timeout: int = 900) -
                         reports.append(json.loads(line[len(REPORT_PREFIX):]))
     peaks = ((sampler[0].peak_pss / 2**20, sampler[0].peak_rss / 2**20, sampler[0].peak_data / 2**20) if sampler
              else (0.0, 0.0, 0.0))
-    parts = [(name, data / 2**20) for name, data in sampler[0].peak_data_parts] if sampler else []
+    parts = Counter({name: data / 2**20 for name, data in sampler[0].peak_data_parts.items()}) if sampler else Counter()
     return NotebookRun(path, nb, seconds, *peaks, peak_data_parts=parts, reports=reports)
 
 
@@ -213,10 +216,7 @@ def use_this_interpreter_as_kernel(workdir: Path) -> None:
 
 
 def describe(run: NotebookRun) -> str:
-    parts = Counter()
-    for name, mb in run.peak_data_parts:
-        parts[name] += mb
-    at_peak = " + ".join(f"{name} {mb:,.0f}" for name, mb in parts.most_common())
+    at_peak = " + ".join(f"{name} {mb:,.0f}" for name, mb in run.peak_data_parts.most_common())
     return (f"peak data {run.peak_data_mb:,.0f} MB ({at_peak}), all pages {run.peak_mb:,.0f} MB (kernel process "
             f"{run.peak_self_mb:,.0f} MB; with its child processes {run.peak_tree_mb:,.0f} MB PSS, "
             f"{run.peak_tree_rss_mb:,.0f} MB RSS summed)")
