@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="folder of the torchvision source (default: ./data)")
     tr.add_argument("--seed", type=_int_at_least(0, "a non-negative integer"), default=0,
                     help="seed of the weights and the batch order (default: 0)")
+    tr.add_argument("--init", choices=["lux", "torch"], default="lux",
+                    help="initial weights: lux draws them as the tutorial's Lux model does, torch as PyTorch's "
+                         "nn.Linear does (default: lux)")
     tr.add_argument("--sensealg", choices=list(SENSEALG_NAMES), default=None,
                     help="how gradients flow through the ODE solve (default: interpolating, as in the tutorial)")
     tr.add_argument("--vjp", choices=list(VJP_CHOICES), default=None,
@@ -201,7 +204,7 @@ def _run(argv: Sequence[str] | None, phase: dict[str, str]) -> int:
                             lr=args.lr, sensealg=args.sensealg or "default", vjp=args.vjp,
                             structured_params=args.structured_params, seed=args.seed, subset=subset,
                             source=args.source, root=args.data_dir, progress=not args.no_progress,
-                            log=lambda line: print(line, flush=True))
+                            log=lambda line: print(line, flush=True), init=args.init)
         except NodeUtilsError as err:
             print(f"error: {err}", file=sys.stderr)
             return EXIT_USAGE
@@ -212,5 +215,5 @@ def _run(argv: Sequence[str] | None, phase: dict[str, str]) -> int:
     s = history.settings
     print(f"# layer={s['layer']} sensealg={s['sensealg']} structured_params={s['structured_params']} "
           f"device={s['device']} train/test images={s['train_images']}/{s['test_images']} seed={s['seed']} "
-          f"threads={torch.get_num_threads()}")
+          f"init={s['init']} threads={torch.get_num_threads()}")
     return 0

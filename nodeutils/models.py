@@ -12,6 +12,7 @@ from .checks import check_bool, check_choice, check_int
 from .compat import is_compiling
 from .env import pick_device
 from .errors import InputError
+from .initialisation import INITIALISATIONS, lux_init_
 from .layers import LAYERS, LastState, make_ode_layer
 from .sensitivity import InterpolatingAdjoint, SensitivityAlgorithm, SolveStats
 
@@ -91,6 +92,7 @@ def create_model(
     rtol: float = TUTORIAL_SOLVER["rtol"],
     atol: float = TUTORIAL_SOLVER["atol"],
     tspan: tuple[float, float] = TUTORIAL_SOLVER["tspan"],
+    init: str = "lux",
     **layer_kwargs: Any,
 ) -> nn.Sequential:
     """Build the tutorial's model with seeded weights (16,450 parameters).
@@ -99,15 +101,20 @@ def create_model(
     Linear(20, 10). ``layer`` picks the ODE layer style (``"class"``, ``"compact"``, ``"stateful"``);
     ``structured_params=False`` hands the ODE solver one flat parameter vector (the tutorial's
     ComponentArray), ``True`` the parameters in their own shapes (its NamedTuple). ``sensealg``
-    defaults to the tutorial's InterpolatingAdjoint with autograd VJPs.
+    defaults to the tutorial's InterpolatingAdjoint with autograd VJPs. ``init="lux"`` draws every
+    linear layer's weights as Lux's ``Dense`` does (see :mod:`nodeutils.initialisation`), ``init="torch"``
+    keeps PyTorch's ``nn.Linear`` defaults; either way the draws follow ``seed`` and are made on the CPU,
+    so every device gets the same initial weights.
     """
     layer = check_choice("layer", layer, LAYERS)
     structured_params = check_bool("structured_params", structured_params)
     seed = check_int("seed", seed, minimum=0, maximum=2**63 - 1)
+    init = check_choice("init", init, INITIALISATIONS,
+                        hint='"lux" draws the weights as the tutorial\'s Lux model does, "torch" as nn.Linear does')
     unknown = sorted(set(layer_kwargs) - {"options"})
     if unknown:
         raise InputError(f"create_model does not take {', '.join(unknown)}: it accepts layer, device, "
-                         "structured_params, sensealg, seed, solver, rtol, atol, tspan and options")
+                         "structured_params, sensealg, seed, solver, rtol, atol, tspan, init and options")
     device = pick_device(device)
     if isinstance(sensealg, str) and sensealg == "default":
         sensealg = InterpolatingAdjoint(autojacvec="autograd")
@@ -123,6 +130,8 @@ def create_model(
     model.add_module("ode", ode)
     model.add_module("last", LastState())
     model.add_module("decoder", nn.Linear(20, 10))
+    if init == "lux":
+        lux_init_(model)  # encoder and the three ODE layers with tanh's gain 5/3, the decoder with gain 1
     return model.to(device)
 
 
