@@ -2,8 +2,9 @@
 
 ``NeuralODE`` (class-based)
     An ``nn.Module`` that owns the inner network, like Lux's wrapper layer: its parameters *are*
-    the inner network's. The state is flattened to a vector for the solver and reshaped for the
-    network, as in the tutorial.
+    the inner network's. The tutorial flattens the state to a vector for the solver (``vec``) and
+    reshapes it for the network at every call; torchdiffeq solves for a tensor of any shape, so here
+    the state keeps its (batch, features) shape and the solver measures errors over all its entries alike.
 ``compact`` + ``NeuralODECompact`` (function-defined)
     Lux's ``@compact`` writes a layer as a function of ``(x, p)`` whose submodules are declared inline.
     Python has no macros, so :func:`compact` takes the function and the submodules as keyword
@@ -225,16 +226,12 @@ class NeuralODE(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         params, as_dict = self.settings.solver_parameters(self.model)
-        network = BoundNetwork(self.model, params, as_dict).bind()
+        with BoundNetwork(self.model, params, as_dict) as network:
 
-        def dudt(t: torch.Tensor, u: torch.Tensor, p: Any) -> torch.Tensor:
-            return network(u.view(x.shape), p).reshape(-1)  # the state is a flat vector for the solver
+            def dudt(t: torch.Tensor, u: torch.Tensor, p: Any) -> torch.Tensor:
+                return network(u, p)  # the state keeps its (batch, features) shape: no reshaping per call
 
-        try:
-            solution = self.settings.solve(dudt, x.reshape(-1), params)
-        finally:
-            network.unbind()
-        return solution.view(-1, *x.shape)
+            return self.settings.solve(dudt, x, params)
 
     def extra_repr(self) -> str:
         return repr(self.settings)
@@ -279,17 +276,12 @@ def NeuralODECompact(model: nn.Module, solver: str = "tsit5", tspan: Sequence[fl
 
     def neural_ode(layer: CompactLayer, x: torch.Tensor) -> torch.Tensor:
         params, as_dict = layer.settings.solver_parameters(layer.model)
-        network = BoundNetwork(layer.model, params, as_dict).bind()
+        with BoundNetwork(layer.model, params, as_dict) as network:
 
-        def dudt(t: torch.Tensor, u: torch.Tensor, p: Any) -> torch.Tensor:
-            # p holds the parameters of layer.model: the counterpart of Lux's `p.model`
-            return network(u.view(x.shape), p).reshape(-1)
+            def dudt(t: torch.Tensor, u: torch.Tensor, p: Any) -> torch.Tensor:
+                return network(u, p)  # p holds the parameters of layer.model: the counterpart of Lux's `p.model`
 
-        try:
-            solution = layer.settings.solve(dudt, x.reshape(-1), params)
-        finally:
-            network.unbind()
-        return solution.view(-1, *x.shape)
+            return layer.settings.solve(dudt, x, params)
 
     settings = ODESettings(solver, tspan, sensealg, rtol, atol, flat_params, options)
     return compact(neural_ode, model=model, settings=settings)
@@ -338,11 +330,11 @@ class StatefulNeuralODE(NeuralODE):
         stateful = StatefulModel(self.model, state=state)
 
         def dudt(t: torch.Tensor, u: torch.Tensor, p: Any) -> torch.Tensor:
-            return stateful(u.view(x.shape), as_dict(p)).reshape(-1)
+            return stateful(u, as_dict(p))
 
-        solution = self.settings.solve(dudt, x.reshape(-1), params)
+        solution = self.settings.solve(dudt, x, params)
         self.state = stateful.state
-        return solution.view(-1, *x.shape)
+        return solution
 
 
 LAYERS: dict[str, Callable[..., nn.Module]] = {
