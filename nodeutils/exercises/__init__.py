@@ -339,14 +339,29 @@ def _foreign_dirs() -> tuple[str, ...]:
     return tuple(os.path.join(os.path.abspath(d), "") for d in dirs if d)
 
 
-def _learner_frame(error: BaseException) -> tuple[int, str] | None:
-    """The line number and stripped source line of the innermost traceback frame from the learner's code."""
+def _nested_codes(code: types.CodeType) -> Iterator[types.CodeType]:
+    yield code
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            yield from _nested_codes(c)
+
+
+def _learner_frame(error: BaseException, judge: Callable) -> tuple[int, str] | None:
+    """The line number and stripped source line of the innermost traceback frame from the learner's code.
+
+    Frames of nodeutils (the judges included), torch, numpy and the standard library are not the learner's, nor
+    are those of the judge's own code wherever it was defined.
+    """
     foreign = _foreign_dirs()
+    judge_code = getattr(judge, "__code__", None)
+    judges = set(_nested_codes(judge_code)) if isinstance(judge_code, types.CodeType) else set()
     found = None
     tb = error.__traceback__
     while tb is not None:
-        filename = tb.tb_frame.f_code.co_filename
-        own = not filename.startswith("<frozen") and not os.path.abspath(filename).startswith(foreign)
+        code = tb.tb_frame.f_code
+        filename = code.co_filename
+        own = (code not in judges and not filename.startswith("<frozen")
+               and not os.path.abspath(filename).startswith(foreign))
         if own:
             found = (tb.tb_lineno, linecache.getline(filename, tb.tb_lineno, tb.tb_frame.f_globals).strip())
         tb = tb.tb_next
@@ -366,9 +381,9 @@ def _clean(text: str) -> str:
     return text if len(text) <= _MESSAGE_LIMIT else text[:_MESSAGE_LIMIT - 3].rstrip() + "..."
 
 
-def _describe_error(error: BaseException) -> str:
+def _describe_error(error: BaseException, judge: Callable) -> str:
     message = _clean(str(error))
-    where = _learner_frame(error)
+    where = _learner_frame(error, judge)
     head = f"{type(error).__name__}: {message}" if message else type(error).__name__
     if where is None:
         return f"checking your answer raised {head}"
@@ -493,12 +508,12 @@ class Exercise:
         except Exception as error:  # the learner's code raised: report it in a few lines, never a traceback
             if _placeholder_involved(error):
                 return self._unanswered()
-            return f"{self._prefix}: {_describe_error(error)}. {self.hints[0]}"
+            return f"{self._prefix}: {_describe_error(error, self.judge)}. {self.hints[0]}"
         if isinstance(result, Correct):
             return f"{self._prefix}: correct. {result.message}"
         if isinstance(result, NotYet):
             if result.error is not None:
-                return f"{self._prefix}: {_describe_error(result.error)}. {result.message}"
+                return f"{self._prefix}: {_describe_error(result.error, self.judge)}. {result.message}"
             return f"{self._prefix}: not yet. {result.message}"
         raise InputError(f"the judge of exercise {self.number} returned {describe(result)}; it must return "
                          "Correct(...) or NotYet(...)")
