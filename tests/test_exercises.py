@@ -58,7 +58,7 @@ def exercise():
 # --------------------------------------------------------------------------------------------------------------
 # Placeholder detection
 # --------------------------------------------------------------------------------------------------------------
-def _helper_with_placeholder(x):
+def _unfinished_part(x):
     return ____
 
 
@@ -92,8 +92,8 @@ def answer_alias(x):
     return ALIAS
 
 
-def answer_calls_helper(x):
-    return _helper_with_placeholder(x)
+def answer_calls_unfinished_part(x):
+    return _unfinished_part(x)
 
 
 def answer_returns_hidden_placeholder(x):
@@ -145,7 +145,7 @@ class AnswerSubclass(AnswerClass):
 
 @pytest.mark.parametrize("answer", [
     ____, answer_returns_placeholder, answer_nested_function, answer_lambda, answer_comprehension, answer_default,
-    answer_alias, answer_calls_helper, _closure_answer(), AnswerClass, AnswerClass(), AnswerNestedClass,
+    answer_alias, answer_calls_unfinished_part, _closure_answer(), AnswerClass, AnswerClass(), AnswerNestedClass,
     AnswerProperty, AnswerAttribute, AnswerStatic, AnswerSubclass, (1, ____), {"a": ____},
     functools.partial(answer_default, factor=____), lambda x: ____,
 ], ids=lambda a: getattr(a, "__name__", type(a).__name__))
@@ -290,12 +290,12 @@ def answer_divides(x):
     return x * scale / 0 + torch.zeros(5)  # this line raises: shapes (2, 3) and (5,) do not broadcast
 
 
-def answer_with_helper(x):
-    return _learner_helper(x)
+def answer_with_inner_function(x):
+    return _learner_inner(x)
 
 
-def _learner_helper(x):
-    raise ValueError("helper refused")
+def _learner_inner(x):
+    raise ValueError("inner refused")
 
 
 def test_an_error_is_reported_with_the_learners_line_and_no_traceback(exercise, capsys):
@@ -310,9 +310,9 @@ def test_an_error_is_reported_with_the_learners_line_and_no_traceback(exercise, 
 
 
 def test_the_innermost_learner_frame_is_the_one_reported(exercise):
-    verdict = exercise.verdict(answer_with_helper)
-    line = _learner_helper.__code__.co_firstlineno + 1
-    assert f"your code raised ValueError: helper refused (line {line}: raise ValueError(\"helper refused\"))" in verdict
+    verdict = exercise.verdict(answer_with_inner_function)
+    line = _learner_inner.__code__.co_firstlineno + 1
+    assert f"your code raised ValueError: inner refused (line {line}: raise ValueError(\"inner refused\"))" in verdict
 
 
 def test_error_messages_lose_addresses_and_paths(exercise):
@@ -399,7 +399,7 @@ def test_the_solution_is_printed_as_code_and_not_run(capsys):
 def test_solution_answer_runs_the_solution_with_the_notebook_imports():
     exercise = make_exercise(solution='''
         layer = nn.Linear(2, 2)
-        helper = F.relu
+        activation = F.relu
 
         def double(x):
             return nodeutils.onehot(torch.tensor([0]), 2).sum() * 0 + 2 * x

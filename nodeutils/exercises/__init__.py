@@ -64,7 +64,6 @@ class _Placeholder:
     """
 
     __slots__ = ()
-    __module__ = __name__
 
     def __repr__(self) -> str:
         return _PLACEHOLDER_NAME
@@ -144,7 +143,7 @@ def _check_text(name: str, value: Any) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Helpers for judges
+# Tools for judges
 # --------------------------------------------------------------------------------------------------------------
 def shape_problem(value: Any, expected: torch.Tensor, *, what: str) -> NotYet | None:
     """A :class:`NotYet` when ``value`` is not a tensor shaped like ``expected``, else ``None``.
@@ -304,7 +303,7 @@ def _search_function(fn: types.FunctionType, seen: set[int], depth: int) -> bool
         if target is ____:
             return True  # another name for the placeholder
         if isinstance(target, (types.FunctionType, type)) and getattr(target, "__module__", None) == module:
-            if _search(target, seen, depth + 1):  # a helper the learner wrote beside the answer
+            if _search(target, seen, depth + 1):  # another function the learner wrote beside the answer
                 return True
     return False
 
