@@ -439,7 +439,7 @@ class Exercise:
             itself, not an instance) or ``"value"`` (anything, e.g. a tensor).
 
     Raises:
-        InputError: if an argument is missing its kind or value, e.g. ``hints`` given as one string, or a
+        InputError: if an argument has the wrong type or value, e.g. ``hints`` given as one string, or a
             solution that is not valid Python or defines no name.
     """
 
