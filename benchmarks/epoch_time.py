@@ -1,6 +1,7 @@
 """Per-epoch training time of nodeutils and its peers, measured side by side in one run.
 
-Every model trains the tutorial's network (same initial weights, the same list of batches, Tsit5 at
+Every model trains the tutorial's network (same initial weights, the same list of batches, the solve in the
+ODE network's dtype (float64, as create_model builds it), Tsit5 at
 rtol = atol = 1e-3, Adam 1e-3) on the 1,350 training images of the 1,500-image subset, on one thread.
 Epochs are interleaved (one epoch of each model per round, the order rotating between rounds) so that
 machine noise hits all alike. Each epoch is divided by the bare torchdiffeq epoch of its own round;
@@ -37,6 +38,7 @@ except ImportError:  # optional: pip install .[bench]
 
 TOL = 1e-3
 BARE = "torchdiffeq `odeint`, discrete (bare loop)"
+BARE32 = "torchdiffeq `odeint`, discrete, the solve in float32 (the tutorial's Float32)"
 TORCHODE = "torchode `AutoDiffAdjoint(Tsit5)`, discrete"
 DISCRETE = "nodeutils `AutogradAdjoint()` (discrete)"
 DEFAULT = "nodeutils default (`InterpolatingAdjoint`)"
@@ -56,23 +58,25 @@ class BareODEFunc(nn.Module):
 class BareModel(nn.Module):
     """The tutorial's model written directly against torchdiffeq (or torchode), without nodeutils."""
 
-    def __init__(self, reference: nn.Module, solve: str = "odeint") -> None:
+    def __init__(self, reference: nn.Module, solve: str = "odeint", ode_dtype: torch.dtype | None = None) -> None:
         super().__init__()
         self.encoder = nn.Linear(784, 20)
-        self.func = BareODEFunc(ode_dynamics())
+        # the solve runs in the dtype of nodeutils' ODE network unless told otherwise
+        self.ode_dtype = ode_dtype or next(reference.ode.model.parameters()).dtype
+        self.func = BareODEFunc(ode_dynamics()).to(self.ode_dtype)
         self.decoder = nn.Linear(20, 10)
         with torch.no_grad():  # same initial weights as the nodeutils model
             for mine, theirs in zip(self.parameters(), reference.parameters(), strict=True):
                 mine.copy_(theirs)
         self.solve_with = solve
-        self.register_buffer("t", torch.tensor([0.0, 1.0]))
+        self.register_buffer("t", torch.tensor([0.0, 1.0], dtype=self.ode_dtype))
         if solve == "torchode":
             term = torchode.ODETerm(self.func)
             self.torchode_solver = torchode.AutoDiffAdjoint(
                 torchode.Tsit5(term=term), torchode.IntegralController(atol=TOL, rtol=TOL, term=term))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = torch.tanh(self.encoder(x.flatten(1)))
+        h = torch.tanh(self.encoder(x.flatten(1))).to(self.ode_dtype)
         if self.solve_with == "odeint":
             h = torchdiffeq.odeint(self.func, h, self.t, method="tsit5", rtol=TOL, atol=TOL)[-1]
         elif self.solve_with == "odeint_adjoint":
@@ -81,7 +85,7 @@ class BareModel(nn.Module):
         else:  # torchode: one step size per image (its solver is batched), discrete backprop
             problem = torchode.InitialValueProblem(y0=h, t_eval=self.t.expand(h.shape[0], 2))
             h = self.torchode_solver.solve(problem).ys[:, -1]
-        return self.decoder(h)
+        return self.decoder(h.to(self.decoder.weight.dtype))
 
 
 def epoch(model: nn.Module, optimiser: torch.optim.Optimizer, batches: list, clock=time.perf_counter) -> float:
@@ -113,6 +117,7 @@ def main() -> None:
     reference = create_model("class", sensealg=AutogradAdjoint())
     builders: dict[str, Callable[[], nn.Module] | None] = {
         BARE: lambda: BareModel(reference),
+        BARE32: lambda: BareModel(reference, ode_dtype=torch.float32),
         TORCHODE: (lambda: BareModel(reference, "torchode")) if torchode else None,
         "torchdiffeq `odeint_adjoint` (backsolve)": lambda: BareModel(reference, "odeint_adjoint"),
         DISCRETE: lambda: create_model("class", sensealg=AutogradAdjoint()),

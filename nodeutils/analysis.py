@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 
 from .checks import check_batch, check_int, check_labels, check_number, describe
 from .errors import InputError
+from .layers import solve_dtype
 from .models import check_model, encode
 from .solvers import SolveCounter, check_method, check_options, check_time_span, check_tolerances, integrate
 from .training import model_device, predictions
@@ -309,15 +310,16 @@ class SolverSteps:
 def solver_steps(model: nn.Module, images: torch.Tensor, tolerance: float | None = None) -> SolverSteps:
     """Accepted steps of the model's forward solve for ``images`` at rtol = atol = ``tolerance``.
 
-    Runs the same solve as ``model(images)`` (same solver, span, options and flat batch state, so the
-    same steps and evaluation count), with ``tolerance`` defaulting to the model's own rtol.
+    Runs the same solve as ``model(images)`` (same solver, span, options, state and dtype, so the same
+    steps and evaluation count), with ``tolerance`` defaulting to the model's own rtol.
     """
     settings = check_model(model).ode.settings
     tolerance = settings.rtol if tolerance is None else check_number("tolerance", tolerance, example="1e-3")
     check_tolerances(tolerance, tolerance)
     model.eval()
-    start = encode(model, images)
     network = model.ode.model
+    start = encode(model, images)
+    start = start.to(solve_dtype(network, start))  # the dtype the model's own solve runs in
     ends: list[float] = []
 
     def on_step(t0: float, t1: float, _coefficients: list[torch.Tensor]) -> None:
@@ -327,7 +329,7 @@ def solver_steps(model: nn.Module, images: torch.Tensor, tolerance: float | None
 
     counter = SolveCounter()
     span = torch.tensor(settings.tspan, dtype=torch.float64, device=start.device)
-    integrate(lambda t, u: network(u.view(start.shape)).reshape(-1), start.reshape(-1), span,
+    integrate(lambda t, u: network(u), start, span,
               method=settings.solver, rtol=tolerance, atol=tolerance, options=dict(settings.options),
               on_step=on_step, counter=counter)
     return SolverSteps(float(tolerance), ends, counter.nfe, counter.rejected)

@@ -21,6 +21,7 @@ from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from .errors import SolverError
+from .layers import solve_dtype
 from .models import create_model
 from .sensitivity import (
     AutogradAdjoint,
@@ -346,6 +347,7 @@ def jacobian_structure(model: nn.Module, images: torch.Tensor) -> JacobianStruct
     network = model.ode.model
     with torch.no_grad():
         u = encode(model, images)
+        u = u.to(solve_dtype(network, u))
     params = {name: p.detach() for name, p in network.named_parameters()}
     batch, features = u.shape
 

@@ -92,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--init", choices=["lux", "torch"], default="lux",
                     help="initial weights: lux draws them as the tutorial's Lux model does, torch as PyTorch's "
                          "nn.Linear does (default: lux)")
+    tr.add_argument("--ode-dtype", choices=["float64", "float32"], default="float64",
+                    help="dtype of the network inside the ODE and of its solve: float64 keeps float32 rounding out "
+                         "of the step-size control, so every CPU prints the same table; float32 is the tutorial's "
+                         "all-Float32 model (default: float64)")
     tr.add_argument("--sensealg", choices=list(SENSEALG_NAMES), default=None,
                     help="how gradients flow through the ODE solve (default: interpolating, as in the tutorial)")
     tr.add_argument("--vjp", choices=list(VJP_CHOICES), default=None,
@@ -204,7 +208,8 @@ def _run(argv: Sequence[str] | None, phase: dict[str, str]) -> int:
                             lr=args.lr, sensealg=args.sensealg or "default", vjp=args.vjp,
                             structured_params=args.structured_params, seed=args.seed, subset=subset,
                             source=args.source, root=args.data_dir, progress=not args.no_progress,
-                            log=lambda line: print(line, flush=True), init=args.init)
+                            log=lambda line: print(line, flush=True), init=args.init,
+                            ode_dtype=getattr(torch, args.ode_dtype))
         except NodeUtilsError as err:
             print(f"error: {err}", file=sys.stderr)
             return EXIT_USAGE
@@ -215,5 +220,5 @@ def _run(argv: Sequence[str] | None, phase: dict[str, str]) -> int:
     s = history.settings
     print(f"# layer={s['layer']} sensealg={s['sensealg']} structured_params={s['structured_params']} "
           f"device={s['device']} train/test images={s['train_images']}/{s['test_images']} seed={s['seed']} "
-          f"init={s['init']} threads={torch.get_num_threads()}")
+          f"init={s['init']} ode_dtype={s['ode_dtype']} threads={torch.get_num_threads()}")
     return 0

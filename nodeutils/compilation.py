@@ -285,7 +285,7 @@ def solve_outside_try(layer: torch.nn.Module) -> Iterator[None]:
     For :func:`explain` only: it shows what Dynamo makes of the layer when the solve is not inside a
     ``try`` block. The parameters are given back after the solve as usual, but not if it raises.
     """
-    from .layers import BoundNetwork, NeuralODE, StatefulNeuralODE
+    from .layers import BoundNetwork, NeuralODE, StatefulNeuralODE, solve_dtype
 
     if not isinstance(layer, NeuralODE) or isinstance(layer, StatefulNeuralODE):
         raise TypeError(f"solve_outside_try needs a class-based NeuralODE layer; got {type(layer).__name__}")
@@ -295,11 +295,11 @@ def solve_outside_try(layer: torch.nn.Module) -> Iterator[None]:
         network = BoundNetwork(layer.model, params, as_dict).bind()
 
         def dudt(t: torch.Tensor, u: torch.Tensor, p: Any) -> torch.Tensor:
-            return network(u.view(x.shape), p).reshape(-1)
+            return network(u, p)
 
-        solution = layer.settings.solve(dudt, x.reshape(-1), params)
+        solution = layer.settings.solve(dudt, x.to(solve_dtype(layer.model, x)), params).to(x.dtype)
         network.unbind()
-        return solution.view(-1, *x.shape)
+        return solution
 
     layer.forward = forward
     try:

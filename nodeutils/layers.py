@@ -50,7 +50,28 @@ __all__ = [
     "LAYERS",
     "make_ode_layer",
     "CallCounter",
+    "solve_dtype",
 ]
+
+
+def solve_dtype(network: nn.Module, x: torch.Tensor) -> torch.dtype:
+    """The dtype a Neural ODE layer solves in: its network's (first floating-point parameter or buffer), else x's.
+
+    Args:
+        network: the network inside the ODE.
+        x: the layer's input.
+
+    Returns:
+        ``torch.float64`` for :func:`~nodeutils.models.create_model`'s default network, ``x.dtype`` for a network
+        without floating-point tensors.
+    """
+    for tensor in network.parameters():
+        if tensor.is_floating_point():
+            return tensor.dtype
+    for tensor in network.buffers():
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return x.dtype
 
 
 def last_state(solution: torch.Tensor) -> torch.Tensor:
@@ -231,7 +252,8 @@ class NeuralODE(nn.Module):
             def dudt(t: torch.Tensor, u: torch.Tensor, p: Any) -> torch.Tensor:
                 return network(u, p)  # the state keeps its (batch, features) shape: no reshaping per call
 
-            return self.settings.solve(dudt, x, params)
+            # solved in the network's dtype (float64 in create_model's model), returned in the input's
+            return self.settings.solve(dudt, x.to(solve_dtype(self.model, x)), params).to(x.dtype)
 
     def extra_repr(self) -> str:
         return repr(self.settings)
@@ -281,7 +303,7 @@ def NeuralODECompact(model: nn.Module, solver: str = "tsit5", tspan: Sequence[fl
             def dudt(t: torch.Tensor, u: torch.Tensor, p: Any) -> torch.Tensor:
                 return network(u, p)  # p holds the parameters of layer.model: the counterpart of Lux's `p.model`
 
-            return layer.settings.solve(dudt, x, params)
+            return layer.settings.solve(dudt, x.to(solve_dtype(layer.model, x)), params).to(x.dtype)
 
     settings = ODESettings(solver, tspan, sensealg, rtol, atol, flat_params, options)
     return compact(neural_ode, model=model, settings=settings)
@@ -332,9 +354,9 @@ class StatefulNeuralODE(NeuralODE):
         def dudt(t: torch.Tensor, u: torch.Tensor, p: Any) -> torch.Tensor:
             return stateful(u, as_dict(p))
 
-        solution = self.settings.solve(dudt, x, params)
+        solution = self.settings.solve(dudt, x.to(solve_dtype(self.model, x)), params)
         self.state = stateful.state
-        return solution
+        return solution.to(x.dtype)
 
 
 LAYERS: dict[str, Callable[..., nn.Module]] = {

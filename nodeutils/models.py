@@ -93,6 +93,7 @@ def create_model(
     atol: float = TUTORIAL_SOLVER["atol"],
     tspan: tuple[float, float] = TUTORIAL_SOLVER["tspan"],
     init: str = "lux",
+    ode_dtype: torch.dtype = torch.float64,
     **layer_kwargs: Any,
 ) -> nn.Sequential:
     """Build the tutorial's model with seeded weights (16,450 parameters).
@@ -104,17 +105,23 @@ def create_model(
     defaults to the tutorial's InterpolatingAdjoint with autograd VJPs. ``init="lux"`` draws every
     linear layer's weights as Lux's ``Dense`` does (see :mod:`nodeutils.initialisation`), ``init="torch"``
     keeps PyTorch's ``nn.Linear`` defaults; either way the draws follow ``seed`` and are made on the CPU,
-    so every device gets the same initial weights.
+    so every device gets the same initial weights. ``ode_dtype`` is the dtype of the network inside the ODE,
+    and so of the solve (the encoder and decoder stay float32): the default float64 keeps float32 rounding out
+    of the solver's step-size decisions, so that a seeded run prints the same numbers on every CPU;
+    ``torch.float32`` is the tutorial's all-Float32 model.
     """
     layer = check_choice("layer", layer, LAYERS)
     structured_params = check_bool("structured_params", structured_params)
     seed = check_int("seed", seed, minimum=0, maximum=2**63 - 1)
     init = check_choice("init", init, INITIALISATIONS,
                         hint='"lux" draws the weights as the tutorial\'s Lux model does, "torch" as nn.Linear does')
+    if ode_dtype not in (torch.float32, torch.float64):
+        raise InputError(f"ode_dtype must be torch.float64 (the default) or torch.float32 (the tutorial's Float32); "
+                         f"got {ode_dtype!r}")
     unknown = sorted(set(layer_kwargs) - {"options"})
     if unknown:
         raise InputError(f"create_model does not take {', '.join(unknown)}: it accepts layer, device, "
-                         "structured_params, sensealg, seed, solver, rtol, atol, tspan, init and options")
+                         "structured_params, sensealg, seed, solver, rtol, atol, tspan, init, ode_dtype and options")
     device = pick_device(device)
     if isinstance(sensealg, str) and sensealg == "default":
         sensealg = InterpolatingAdjoint(autojacvec="autograd")
@@ -132,6 +139,7 @@ def create_model(
     model.add_module("decoder", nn.Linear(20, 10))
     if init == "lux":
         lux_init_(model)  # encoder and the three ODE layers with tanh's gain 5/3, the decoder with gain 1
+    ode.to(ode_dtype)  # after the draws: the same initial values in either dtype
     return model.to(device)
 
 

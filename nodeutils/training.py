@@ -255,6 +255,7 @@ def train(
             "layer": layer, "device": str(dev), "epochs": epochs, "batch_size": batch_size, "lr": lr,
             "sensealg": repr(model.ode.settings.sensealg), "structured_params": structured_params, "seed": seed,
             "init": model_kwargs.get("init", "lux"),
+            "ode_dtype": str(next(model.ode.model.parameters()).dtype).removeprefix("torch."),
             "train_images": _size(train_loader), "test_images": _size(test_loader)}
         bar = tqdm(total=epochs * len(train_loader), desc="training", disable=not progress, leave=False,
                    file=sys.stderr)

@@ -21,8 +21,10 @@ from nodeutils import (
     InputError,
     InterpolatingAdjoint,
     NeuralODE,
+    NeuralODECompact,
     NodeUtilsError,
     QuadratureAdjoint,
+    StatefulNeuralODE,
     create_model,
     odeint,
 )
@@ -303,18 +305,20 @@ def test_odeint_misuse(kwargs, words):
     assert all(w in str(err.value) for w in words), str(err.value)
 
 
-def test_layer_alone_with_another_dtype():
-    layer = NeuralODE(torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Tanh()))
-    for x, words in ((torch.ones(2, 3, dtype=torch.float64), ["torch.float64", "torch.float32"]),
-                     (torch.ones(2, 3), None)):
-        if words is None:
-            assert layer(x).shape == (2, 2, 3)
-            continue
-        with pytest.raises(InputError) as err:
-            layer(x)
-        assert all(w in str(err.value) for w in words), str(err.value)
-    with pytest.raises(InputError, match="torch.float32.*torch.float64|torch.float64.*torch.float32"):
-        layer.double()(torch.ones(2, 3))
+@pytest.mark.parametrize("style", [NeuralODE, NeuralODECompact, StatefulNeuralODE], ids=lambda c: c.__name__)
+def test_layer_solves_in_its_networks_dtype_and_returns_the_inputs(style):
+    torch.manual_seed(0)
+    network = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Tanh())
+    layer = style(network)
+    x32 = torch.rand(2, 3)
+    out32 = layer(x32)
+    assert out32.dtype == torch.float32 and out32.shape == (2, 2, 3)
+    out = layer(x32.double())  # a float32 network solves in float32, whatever the input's dtype
+    assert out.dtype == torch.float64 and torch.equal(out, out32.double())
+    network.double()  # a float64 network solves in float64 and hands back the float32 input's dtype
+    out64 = layer(x32)
+    assert out64.dtype == torch.float32
+    assert torch.equal(out64, layer(x32.double()).float())
 
 
 # --- paths -------------------------------------------------------------------------------------

@@ -97,3 +97,34 @@ def test_weights_are_the_same_on_the_gpu():
 def test_bad_arguments_say_what_to_pass(call, phrase):
     with pytest.raises(InputError, match=phrase.replace("(", r"\(").replace(")", r"\)")):
         call()
+
+
+def test_the_ode_network_is_float64_by_default_and_float32_on_request():
+    assert create_model().ode.model[0].weight.dtype == torch.float64
+    assert create_model().encoder.weight.dtype == torch.float32
+    tutorial = create_model(ode_dtype=torch.float32)
+    assert all(p.dtype == torch.float32 for p in tutorial.parameters())
+    assert all(torch.equal(p.float(), q) for p, q in zip(create_model().parameters(), tutorial.parameters()))
+    with pytest.raises(InputError, match="ode_dtype must be torch.float64"):
+        create_model(ode_dtype="float32")
+
+
+def test_float32_step_control_amplifies_rounding_and_float64_does_not():
+    # Untrained tutorial model, the first 128 embedded images: a change of 3e-7 in u(0), the size of float32
+    # rounding, moves the float32 solve's later steps (its first step's error estimate sits near float32's
+    # resolution) and with them the logits by 3e-5 to 5e-4 (four draws); the float64 solve moves them by what the
+    # flow itself does, 2e-6 to 6e-6.
+    from nodeutils.data import load_arrays
+
+    x, _ = load_arrays("embedded", subset=128)
+    moves = {torch.float32: [], torch.float64: []}
+    for dtype, found in moves.items():
+        model = create_model(ode_dtype=dtype)
+        with torch.no_grad():
+            u0 = torch.tanh(model.encoder(x.flatten(1)))
+            reference = model.decoder(model.ode(u0)[-1])
+            for seed in range(4):
+                du = 3e-7 * torch.randn(u0.shape, generator=torch.Generator().manual_seed(seed))
+                found.append(float((model.decoder(model.ode(u0 + du)[-1]) - reference).abs().max()))
+    assert all(a > 5 * b for a, b in zip(moves[torch.float32], moves[torch.float64])), moves
+    assert max(moves[torch.float32]) > 1e-4 and max(moves[torch.float64]) < 2e-5, moves

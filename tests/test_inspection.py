@@ -43,7 +43,7 @@ def test_parameters_for_solver_and_right_hand_side():
     flat, structured = create_model(structured_params=False), create_model(structured_params=True)
     assert parameters_for_solver(flat).shape == (540,)
     assert {k: tuple(v.shape) for k, v in parameters_for_solver(structured.ode).items()}["0.weight"] == (10, 20)
-    u = torch.randn(5, 20)
+    u = torch.randn(5, 20, dtype=torch.float64)  # the state in the dtype of create_model's ODE network
     for style in ("class", "compact", "stateful"):
         for model in (create_model(style), create_model(style, structured_params=True)):
             before = [id(p) for p in model.ode.model.parameters()]

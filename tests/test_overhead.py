@@ -28,17 +28,16 @@ from nodeutils.models import create_model
 from nodeutils.sensitivity import AutogradAdjoint
 
 TOLERANCES = (1e-3, 1e-6)  # two solves of the same batch with different numbers of evaluations
-#: Extra torch operations per evaluation of nodeutils' discrete path over the bare torchdiffeq loop: the
-#: finiteness check of every accepted step (six operations per six-evaluation step). Measured 0.98; 4.7 when the
-#: layer flattened the state to a vector and viewed it as (batch, 20) at every call.
+#: Extra torch operations per evaluation of nodeutils' discrete path over the bare torchdiffeq loop (both solving
+#: in the network's float64): the finiteness check of every accepted step (six operations per six-evaluation
+#: step). Measured 1.0; 4.7 when the layer flattened the state to a vector and viewed it as (batch, 20) at every call.
 DISCRETE_EXTRA_OPS_PER_EVALUATION = 1.5
 #: Torch operations per backward evaluation of the default InterpolatingAdjoint beyond the bare loop's
 #: operations per evaluation (forward and backward): reading u(t) from the dense solution, the fresh
-#: graph of each VJP and the adjoint state's bookkeeping. Measured 19.9 on the tutorial model with torch 2.14.1
-#: (16.7 on the same code with PyTorch's default initial weights, whose solves take other steps; releases
-#: decompose a few operations differently); 26.7 when every evaluation went through functional_call and
-#: negated its two parts separately.
-DEFAULT_EXTRA_OPS_PER_BACKWARD_EVALUATION = 21.5
+#: graph of each VJP and the adjoint state's bookkeeping. Measured 11.4 on the tutorial model (float64 solve) with
+#: torch 2.14.1 (19.9 in float32, whose backward steps differ; releases decompose a few operations differently);
+#: 26.7 when every evaluation went through functional_call and negated its two parts separately.
+DEFAULT_EXTRA_OPS_PER_BACKWARD_EVALUATION = 13.0
 #: Python calls inside nodeutils per backward evaluation of the default path (right-hand side, u(t), the
 #: VJP, the network's binding). Measured 14.2.
 DEFAULT_PYTHON_CALLS_PER_BACKWARD_EVALUATION = 14.5
@@ -111,8 +110,8 @@ def _bare_step(tol: float) -> dict[str, float]:
     func.register_forward_hook(lambda *_: nfe.__setitem__(0, nfe[0] + 1))
     t = torch.tensor([0.0, 1.0])
     with _OpCounter() as counter:
-        h = torch.tanh(reference.encoder(x.flatten(1)))
-        h = torchdiffeq.odeint(func, h, t, method="tsit5", rtol=tol, atol=tol)[-1]
+        h = torch.tanh(reference.encoder(x.flatten(1))).double()  # solved in the network's float64, as ours
+        h = torchdiffeq.odeint(func, h, t, method="tsit5", rtol=tol, atol=tol)[-1].float()
         nn.functional.cross_entropy(reference.decoder(h), y).backward()
     return {"ops": sum(counter.ops.values()), "nfe": nfe[0]}
 

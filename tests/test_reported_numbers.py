@@ -309,13 +309,11 @@ def test_cost_table_counts_memory_and_gradient_differences():
         assert row.step_ms > 0
     assert rows["discrete"].grad_error == 0.0
     # Memory: the two Gauss variants keep the same autograd tensors around the ODE; they differ only in what
-    # the adjoint stores: every step's 5 interpolation coefficients, or the 8 x 20 float32 state at both ends.
-    # The first coefficient of the first step is the initial state itself, which autograd keeps anyway (the
-    # encoder's tanh saves its output), so the dense solution adds one state fewer.
-    state_bytes = 8 * 20 * 4
+    # the adjoint stores: every step's 5 interpolation coefficients, or the 8 x 20 float64 state at both ends.
+    state_bytes = 8 * 20 * 8
     steps = stats["gauss"].steps_forward
     assert stats["gauss"].stored_bytes == steps * 5 * state_bytes
     assert stats["gauss (checkpointed)"].stored_bytes == 2 * state_bytes
-    difference = (steps * 5 - 1 - 2) * state_bytes / 1024
+    difference = (steps * 5 - 2) * state_bytes / 1024
     assert rows["gauss"].kept_kib - rows["gauss (checkpointed)"].kept_kib == difference
     assert rows["discrete"].kept_kib > rows["gauss"].kept_kib  # the recorded graph of every stage
