@@ -41,8 +41,8 @@ def test_solver_steps_are_the_steps_of_the_models_own_solve(images):
 
 
 def test_solver_steps_default_to_the_models_tolerance_and_follow_its_options(images):
-    model = create_model("compact")
-    assert solver_steps(model, images).tolerance == 1e-3
+    model = create_model("compact", init="torch")  # PyTorch's narrower initial weights: a flow smooth enough that
+    assert solver_steps(model, images).tolerance == 1e-3  # the step-growth cap binds even at a loose tolerance
     loose = solver_steps(model, images, 1e-1)
     assert max(loose.growth) == pytest.approx(10.0)  # torchdiffeq's default ifactor caps the growth
     default = solver_steps(model, images)

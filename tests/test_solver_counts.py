@@ -52,12 +52,12 @@ GOLDEN_LINEAR = {
     "gauss": (38, 6, 82, 8, 2880),
 }
 GOLDEN_TUTORIAL = {
-    "discrete": (14, 2, 0, 0, 0),
-    "backsolve": (14, 0, 14, 0, 0),
-    "interpolating": (14, 2, 14, 2, 12800),
-    "interpolating (checkpointed)": (14, 2, 28, 4, 2560),
-    "quadrature": (14, 2, 29, 2, 25600),
-    "gauss": (14, 2, 22, 2, 12800),
+    "discrete": (20, 3, 0, 0, 0),
+    "backsolve": (20, 0, 26, 0, 0),
+    "interpolating": (20, 3, 14, 2, 19200),
+    "interpolating (checkpointed)": (20, 3, 34, 5, 2560),
+    "quadrature": (20, 3, 29, 2, 32000),
+    "gauss": (20, 3, 22, 2, 19200),
 }
 
 
