@@ -7,7 +7,8 @@ The repository URL lives in one place, ``[project.urls] Repository`` in ``pyproj
 and runs ``make badges``. What this writes:
 
 * in each notebook, a first markdown cell with "Open in Colab" and "Launch Binder" badges, and a setup cell (the
-  first code cell, right after the notebook's title) that installs nodeutils on Colab and does nothing elsewhere;
+  first code cell, right after the notebook's title) that installs nodeutils on Colab and does nothing elsewhere,
+  tagged ``hide-input`` so that the book (MyST-NB) shows it collapsed;
 * in README.md, the badge line under the title (with the "Read online" badge for the book on GitHub Pages) and the
   "launch" column of the notebook table.
 
@@ -36,8 +37,8 @@ BOOK_BADGE = "https://img.shields.io/badge/read-online-blue"
 BADGE_CELL_ID = "launch-badges"
 SETUP_CELL_ID = "nodeutils-setup"
 SETUP_MARK = "# Setup: "  # the setup cell's first line starts with this
+SETUP_TAGS = ["hide-input"]  # the book (MyST-NB) shows the setup cell collapsed
 SOURCE_VARIABLE = "NODEUTILS_SOURCE"
-KEPT_PACKAGES = ("torch", "torchvision", "matplotlib", "ipywidgets")  # Colab's own, never replaced
 
 README_START, README_END = "<!-- launch badges (make badges) -->", "<!-- end of launch badges -->"
 TABLE_START, TABLE_END = "<!-- notebook table (make badges) -->", "<!-- end of notebook table -->"
@@ -98,30 +99,22 @@ def install_source(owner: str, name: str) -> str:
 
 
 def setup_source(owner: str, name: str) -> str:
-    """The setup cell: a no-op where nodeutils imports; on Colab, install it without touching Colab's packages."""
-    kept = ", ".join(f'"{p}"' for p in KEPT_PACKAGES)
-    named = f"{', '.join(KEPT_PACKAGES[:-1])} and {KEPT_PACKAGES[-1]}"
-    return f'''{SETUP_MARK}on Google Colab, install nodeutils from its repository; where nodeutils is installed already
-# (JupyterLab, Binder) this cell does nothing. Colab keeps its own {named}:
-# pip is given their installed versions as constraints. A plain install (not -e) imports at once, without restarting
-# the runtime. To install from elsewhere (a fork, a tag, a local clone), set {SOURCE_VARIABLE} to a pip requirement.
+    """The setup cell: a no-op where nodeutils imports; on Colab, a plain pip install of nodeutils.
+
+    No constraints are needed to keep Colab's own torch, torchvision, matplotlib and ipywidgets: pip leaves an
+    installed package alone when its version lies in nodeutils' ranges, and Colab's do (the colab row of
+    scripts/test_matrix.py checks that nothing preinstalled changes). A plain install (not -e) imports at once,
+    without restarting the runtime. ``NODEUTILS_SOURCE`` installs from elsewhere (a fork, a tag, a local clone).
+    """
+    return f'''{SETUP_MARK}on Colab, install nodeutils (pip keeps Colab's own torch); elsewhere this cell does nothing.
 import importlib.util
+import os
+import subprocess
 import sys
 
-if importlib.util.find_spec("nodeutils") is None:
-    if "google.colab" not in sys.modules:
-        raise ModuleNotFoundError("nodeutils is not installed for this kernel: run `pip install .` in a clone of "
-                                  "{repository_url(owner, name)}, or open this notebook on Colab")
-    import importlib.metadata
-    import os
-    import subprocess
-    import tempfile
-
+if "google.colab" in sys.modules and importlib.util.find_spec("nodeutils") is None:
     source = os.environ.get("{SOURCE_VARIABLE}", "{install_source(owner, name)}")
-    kept = ({kept})
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as constraints:
-        constraints.writelines(f"{{p}}=={{importlib.metadata.version(p)}}\\n" for p in kept)
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-c", constraints.name, source], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", source], check=True)
     importlib.invalidate_caches()
     print(f"nodeutils installed from {{source}}")'''
 
@@ -161,7 +154,7 @@ def update_notebook(nb: dict, path: str, owner: str, name: str) -> dict:
     count = None
     if old_setup and _text(old_setup[0]) == source:
         count = old_setup[0].get("execution_count")  # unchanged: keep the count a re-execution gave it
-    setup_cell = {"cell_type": "code", "execution_count": count, "metadata": {}, "outputs": [],
+    setup_cell = {"cell_type": "code", "execution_count": count, "metadata": {"tags": list(SETUP_TAGS)}, "outputs": [],
                   "source": _lines(source)}
     if uses_ids:
         badge_cell["id"], setup_cell["id"] = BADGE_CELL_ID, SETUP_CELL_ID
