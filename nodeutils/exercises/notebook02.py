@@ -119,11 +119,14 @@ def _judge_neural_ode(answer: Callable) -> Correct | NotYet:
     if not _same_state(st_out, st_expected):
         return NotYet("The state you return is not the one after the last evaluation: every call of dudt should "
                       "start from the current st and leave its updated copy in st.")
+    gradient_hint = NotYet("The solution is right but its gradient with respect to ps is not: use p as it comes "
+                           "(no .detach(), no copies of the parameters).")
+    if not y.requires_grad:
+        return gradient_hint
     grads = torch.autograd.grad(y[-1].pow(2).sum(), list(ps.values()), allow_unused=True)
     ref = torch.autograd.grad(expected[-1].pow(2).sum(), list(ps.values()))
     if any(g is None or not same_values(g, r, rtol=1e-5, atol=1e-7) for g, r in zip(grads, ref)):
-        return NotYet("The solution is right but its gradient with respect to ps is not: use p as it comes (no "
-                      ".detach(), no copies of the parameters).")
+        return gradient_hint
     evaluations = int(st_out["1.num_batches_tracked"] - st_given["1.num_batches_tracked"])
     return Correct(f"The state was threaded through all {evaluations} evaluations of the solve and came back as "
                    "st', Lux's (x, ps, st) -> (y, st') with a reassigned closure variable, which Python handles "
@@ -135,10 +138,10 @@ neural_ode = Exercise(
     title="the state threaded through the right-hand side",
     judge=_judge_neural_ode,
     hints=(
-        "Three steps inside dudt: copy the state, run the network with the parameters p and that copy through "
-        "functional_call, then keep the copy (now updated by BatchNorm) as the new st.",
+        "Two steps inside dudt: st becomes a copy of the state (a new dictionary of cloned tensors), then the network "
+        "runs through functional_call with the parameters p and that state together, in one dictionary.",
         "st = {name: v.clone() for name, v in st.items()}, then du = functional_call(model, {**p, **st}, "
-        "(u.view(x.shape),)), and return du.reshape(-1).",
+        "(u.view(x.shape),)).",
     ),
     solution='''
 from torch.func import functional_call
