@@ -145,9 +145,21 @@ def collected_references(notebooks: list[Path]) -> str:
                      for item, chs in cited.items())
 
 
+def public_modules() -> list[str]:
+    """The package's public modules, as dotted names under ``nodeutils``: each module, each subpackage, and the
+    subpackage's modules after it (``exercises``, ``exercises.notebook01``, ...)."""
+    package = ROOT / "nodeutils"
+    modules = [p.stem for p in package.glob("*.py") if not p.stem.startswith("_")]
+    for init in package.glob("*/__init__.py"):
+        sub = init.parent.name
+        if not sub.startswith("_"):
+            modules += [sub] + [f"{sub}.{p.stem}" for p in init.parent.glob("*.py") if not p.stem.startswith("_")]
+    return sorted(modules)
+
+
 def api_page() -> str:
     """One autodoc section per module of the package (reStructuredText: autodoc writes reST)."""
-    modules = sorted(p.stem for p in (ROOT / "nodeutils").glob("*.py") if not p.stem.startswith("_"))
+    modules = public_modules()
     title = "API reference"
     parts = [f"{title}\n{'=' * len(title)}\n",
              "Generated from the docstrings of each ``nodeutils`` module. The most used names are also importable "

@@ -138,3 +138,10 @@ def test_weekly_workflow_runs_the_latest_row():
     workflow = (ROOT / ".github" / "workflows" / "weekly-latest.yml").read_text()
     assert re.search(r"^\s+- cron: ", workflow, flags=re.MULTILINE)
     assert "make test-matrix MATRIX_ROWS=versions=latest" in workflow
+
+
+def test_every_subpackage_ships_with_the_package():
+    """A plain `pip install .` (Binder, Colab) installs only the packages pyproject lists."""
+    listed = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    found = sorted(".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "nodeutils").rglob("__init__.py"))
+    assert sorted(listed) == found

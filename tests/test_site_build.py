@@ -78,4 +78,8 @@ def test_references_are_collected_once_each_with_the_chapters_citing_them():
 def test_api_page_documents_every_public_module():
     page = build_site.api_page()
     modules = sorted(p.stem for p in (ROOT / "nodeutils").glob("*.py") if not p.stem.startswith("_"))
-    assert re.findall(r"^\.\. automodule:: nodeutils\.(\w+)$", page, flags=re.MULTILINE) == modules
+    documented = re.findall(r"^\.\. automodule:: nodeutils\.([\w.]+)$", page, flags=re.MULTILINE)
+    assert [m for m in documented if "." not in m and m != "exercises"] == modules
+    # subpackages too, each followed by its modules
+    assert "exercises" in documented and "exercises.notebook01" in documented
+    assert documented.index("exercises") < documented.index("exercises.notebook01")
