@@ -220,8 +220,8 @@ evaluations = Exercise(
     hints=(
         "Start from the table's two points: 14 for 2 steps and 20 for 3, so each further step costs 6. What is "
         "left over, 2, is spent before the first step: f at t = 0, and a trial that sizes the first step.",
-        "A rejected step is attempted like any other (six new evaluations) and then thrown away; a first step "
-        "handed to the solver needs no trial. So: 1, plus 1 unless the first step is given, plus 6 per attempt.",
+        "A rejected step is attempted like any other, at the same cost in new evaluations, and then thrown away. "
+        "A first step handed to the solver needs no trial to size it.",
     ),
     solution='''
 def evaluations(accepted, rejected, first_step_given):
@@ -300,7 +300,8 @@ decoder_of_start = Exercise(
     hints=(
         "Substitute: the scores of u(1) are weight @ u(1) + bias, and u(1) = A @ u(0) + b (columns). Expand and "
         "collect the term that multiplies u(0) and the term that does not.",
-        "The term with u(0) is (weight @ A) @ u(0); the rest, weight @ b + bias, does not depend on u(0).",
+        "Write weight @ (A @ u0 + b) + bias as M @ u0 + m: matrix products are associative, and the terms "
+        "without u0 make up m.",
     ),
     solution='''
 def decoder_of_start(weight, bias, A, b):
