@@ -77,7 +77,7 @@ def test_embedded_data_ships_with_the_package():
 def _test_matrix():
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("test_matrix_script", ROOT / "scripts" / "test_matrix.py")
+    spec = importlib.util.spec_from_file_location("matrix_env_script", ROOT / "scripts" / "matrix_env.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -132,6 +132,43 @@ def test_find_python_takes_the_newest_pyenv_release_that_runs(tmp_path, monkeypa
     _fake_python(tmp_path / "bin" / "python3.12", 0)
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
     assert matrix.find_python("3.12") == str(tmp_path / "bin" / "python3.12")
+
+
+def test_uv_gets_the_package_sources_pip_is_configured_with():
+    config = {"find-links": "/opt/wheels /srv/more", "extra-index-url": "file:///a/simple  file:///b/simple",
+              "constraint": "/etc/caps.txt", "cert": "/etc/ssl/certs/ca.crt"}
+    assert _test_matrix().uv_settings(config) == {
+        "UV_FIND_LINKS": "/opt/wheels,/srv/more", "UV_INDEX": "file:///a/simple file:///b/simple",
+        "UV_INDEX_STRATEGY": "unsafe-best-match"}
+    assert _test_matrix().uv_settings({"index-url": "https://mirror.example/simple"}) == {
+        "UV_DEFAULT_INDEX": "https://mirror.example/simple"}
+    assert _test_matrix().uv_settings({}) == {}
+
+
+def test_pip_config_prefers_environment_variables(monkeypatch, tmp_path):
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\nprintf \"global.find-links='/opt/global'\\n:env:.find-links='/opt/env'\\n"
+                    "global.constraint='/etc/caps.txt'\\nnot a setting\\n\"\n")
+    fake.chmod(0o755)
+    assert _test_matrix().pip_config(str(fake)) == {"find-links": "/opt/env", "constraint": "/etc/caps.txt"}
+    assert _test_matrix().pip_config(str(tmp_path / "missing")) == {}
+
+
+def test_noxfile_has_a_session_for_each_row_and_make_calls_nox():
+    noxfile = (ROOT / "noxfile.py").read_text()
+    for row in ("threads=1", "threads=2", "kernels=default", "kernels=avx2", "kernels=avx512", "device=cuda"):
+        assert f'"{row}":' in noxfile, row
+    for row in ("versions=floor", "versions=colab", "versions=latest"):
+        assert f'name="{row}"' in noxfile, row
+    assert 'TORCH = ("torch==2.14.1", "torchvision==0.29.1")' in noxfile  # the Makefile's release
+    assert "matrix_env.floor_pins()" in noxfile and COLAB_CHECK in noxfile and "colab_constraints.txt" in noxfile
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^test-matrix: \$\(NOX\)\n\t\$\(NOX\) \$\(if \$\(MATRIX_ROWS\),-s \$\(MATRIX_ROWS\),\)\n",
+                     makefile, flags=re.MULTILINE)
+    assert re.search(r"^test-colab: \$\(NOX\)\n\t\$\(NOX\) -s versions=colab\n", makefile, flags=re.MULTILINE)
+
+
+COLAB_CHECK = '"scripts/colab_check.py"'
 
 
 def test_weekly_workflow_runs_the_latest_row():
