@@ -60,6 +60,9 @@ for _name, _value in matrix_env.uv_settings(PIP_CONFIG).items():
 # The machine's version caps (pip's constraint files) hold where the tested releases are installed, not in the
 # version rows, which state their versions themselves.
 MACHINE_CONSTRAINT = " ".join(PIP_CONFIG.get("constraint", "").split())
+# pip (and, below Python 3.12, setuptools) seeded, as `python -m venv` makes an environment: torch 2.9's
+# torch.compile imports setuptools on Python 3.11, and the notebooks' setup cell installs nodeutils with pip.
+SEED = ["--seed"]
 
 
 def _cpu_flags() -> set[str]:
@@ -121,7 +124,7 @@ def _notebooks(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "notebooks/")
 
 
-@nox.session(python=THIS_PYTHON, tags=["suites"])
+@nox.session(python=THIS_PYTHON, venv_params=SEED, tags=["suites"])
 def unit(session: nox.Session) -> None:
     """`pytest tests/` with the tested releases."""
     _fresh(session)
@@ -132,7 +135,7 @@ def unit(session: nox.Session) -> None:
         _done(session)
 
 
-@nox.session(python=THIS_PYTHON, tags=["suites"])
+@nox.session(python=THIS_PYTHON, venv_params=SEED, tags=["suites"])
 def notebooks(session: nox.Session) -> None:
     """`pytest --nbval notebooks/` with the tested releases."""
     _fresh(session)
@@ -156,7 +159,7 @@ def _setting_session(row: str) -> None:
             _done(session)
 
     run.__doc__ = f"`pytest --nbval notebooks/` with {' '.join(f'{k}={v}' for k, v in SETTINGS[row].items())}."
-    nox.session(name=row, python=THIS_PYTHON, tags=["settings"])(run)
+    nox.session(name=row, python=THIS_PYTHON, venv_params=SEED, tags=["settings"])(run)
 
 
 for _row in SETTINGS:
@@ -164,7 +167,7 @@ for _row in SETTINGS:
 
 
 @nox.session(name="versions=floor", python=matrix_env.find_python(matrix_env.floor_python())
-             or matrix_env.floor_python(), tags=["versions"])
+             or matrix_env.floor_python(), venv_params=SEED, tags=["versions"])
 def versions_floor(session: nox.Session) -> None:
     """Unit and notebook tests with every dependency at the floor pyproject.toml states."""
     _fresh(session)
@@ -177,9 +180,8 @@ def versions_floor(session: nox.Session) -> None:
         _done(session)
 
 
-# pip seeded: the notebooks' setup cell installs nodeutils with it, as on Colab.
 @nox.session(name="versions=colab", python=matrix_env.find_python(COLAB_PYTHON) or THIS_PYTHON,
-             venv_params=["--seed"], tags=["versions"])
+             venv_params=SEED, tags=["versions"])
 def versions_colab(session: nox.Session) -> None:
     """The notebooks run the Colab way, then unit and notebook tests, with Colab's preinstalled versions."""
     _fresh(session)
@@ -196,7 +198,7 @@ def versions_colab(session: nox.Session) -> None:
         _done(session)
 
 
-@nox.session(name="versions=latest", python=THIS_PYTHON, tags=["versions"])
+@nox.session(name="versions=latest", python=THIS_PYTHON, venv_params=SEED, tags=["versions"])
 def versions_latest(session: nox.Session) -> None:
     """Unit and notebook tests with the newest release of every dependency (no version caps)."""
     _fresh(session)
