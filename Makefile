@@ -10,7 +10,7 @@ RUN_ARGS ?= --subset 1500
 SITE_STAMP := $(VENV)/.site-installed
 
 .PHONY: run test test-unit test-notebooks test-matrix notebooks lab lint setup clean badges test-colab memory \
-	site test-site lint-workflows
+	site test-site lint-workflows conda-envs
 
 setup: $(STAMP)
 
@@ -66,6 +66,10 @@ badges:
 # (scripts/colab_check.py), then the unit tests and the notebook tests in that environment.
 test-colab: $(NOX)
 	$(NOX) -s versions=colab
+
+# environment.yml and binder/environment.yml, written from pyproject.toml's dependencies (its one list of them).
+conda-envs:
+	$(PYTHON) scripts/conda_envs.py
 
 # Peak memory of each notebook's kernel, written into the book's "Run it" page (docs/book/run-it.md).
 memory: $(STAMP)

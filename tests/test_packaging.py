@@ -31,12 +31,32 @@ def _conda_entries() -> dict[str, str]:
     return out
 
 
-def test_environment_yml_lists_the_same_requirements_as_pyproject():
+def _conda_envs():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("conda_envs_script", ROOT / "scripts" / "conda_envs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_conda_files_are_written_from_pyproject():
+    """pyproject.toml is the one list of dependencies: both conda files are generated from it (`make conda-envs`)."""
+    assert _conda_envs().stale() == [], "run `make conda-envs`"
     conda = _conda_entries()
-    for name, spec in _requirements().items():
-        conda_name = CONDA_NAMES.get(name, name)
-        assert conda_name in conda, f"{conda_name} missing from environment.yml"
-        assert conda[conda_name] == spec, f"{name}: pyproject says {spec!r}, environment.yml {conda[conda_name]!r}"
+    for name, spec in _requirements().items():  # every runtime and dev requirement, with pyproject's specifier
+        assert conda.get(CONDA_NAMES.get(name, name)) == spec, name
+
+
+def test_conda_files_follow_a_changed_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    project["project"]["dependencies"] = ["torch>=2.10", "torchdiffeq>=0.2.6,<0.3", "numpy>=2"]
+    project["project"]["optional-dependencies"]["dev"] = ["pytest>=9", "jupyterlab>=4.2"]
+    binder = _conda_envs().environment_text("binder/environment.yml", project)
+    assert "  - pytorch-cpu>=2.10\n  - numpy>=2\n  - jupyterlab>=4.2\n" in binder and "pytest" not in binder
+    assert "      - torchdiffeq>=0.2.6,<0.3  #" in binder
+    dev = _conda_envs().environment_text("environment.yml", project)
+    assert "  - pytest>=9\n" in dev and dev.endswith("      - torchdiffeq>=0.2.6,<0.3\n      - -e .\n")
 
 
 def test_environment_yml_installs_this_package():
