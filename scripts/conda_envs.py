@@ -14,6 +14,7 @@ torchdiffeq comes from PyPI (conda-forge's stops at 0.2.2).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tomllib
 from pathlib import Path
@@ -42,10 +43,8 @@ name: nodeutils-binder
 
 def _split(requirement: str) -> tuple[str, str]:
     """(name, specifier) of a requirement as pyproject.toml writes it, e.g. ("torchdiffeq", ">=0.2.5,<0.3")."""
-    from packaging.requirements import Requirement
-
     text = requirement.split("#")[0].strip()
-    name = Requirement(text).name
+    name = re.match(r"[A-Za-z0-9._-]+", text).group(0)  # a project name (PEP 508); no third-party parser needed
     return name, text[len(name):].replace(" ", "")
 
 
