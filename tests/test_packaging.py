@@ -94,7 +94,7 @@ def test_embedded_data_ships_with_the_package():
 # --- the test matrix's version rows -----------------------------------------------------------------------------
 
 
-def _test_matrix():
+def _matrix_env():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("matrix_env_script", ROOT / "scripts" / "matrix_env.py")
@@ -104,14 +104,14 @@ def _test_matrix():
 
 
 def test_floor_row_installs_each_lower_bound_that_pyproject_and_the_environment_files_state():
-    pins = dict(pin.split("==") for pin in _test_matrix().floor_pins())
+    pins = dict(pin.split("==") for pin in _matrix_env().floor_pins())
     requirements = _requirements()
     for name, version in pins.items():
         assert f">={version}" in requirements[name.lower()].split(","), (name, version, requirements[name.lower()])
     conda = _conda_entries()
     for name in ("torch", "torchvision", "numpy", "matplotlib", "ipywidgets", "tqdm", "torchdiffeq", "pytest", "nbval"):
         assert f">={pins[name]}" in conda[CONDA_NAMES.get(name, name)].split(","), name
-    assert _test_matrix().floor_python() == "3.11"
+    assert _matrix_env().floor_python() == "3.11"
     assert "python=3.11" in (ROOT / "environment.yml").read_text()
 
 
@@ -121,13 +121,13 @@ def test_floor_row_installs_each_lower_bound_that_pyproject_and_the_environment_
     ("ipywidgets >= 7.7.1  # tested with 7.7.1", ("ipywidgets", "7.7.1")),
 ])
 def test_lower_bound_reads_the_floor(requirement, floor):
-    assert _test_matrix().lower_bound(requirement) == floor
+    assert _matrix_env().lower_bound(requirement) == floor
 
 
 @pytest.mark.parametrize("requirement", ["torch", "torch>2.1", "torch<3", "torch>=2.1,>=2.2"])
 def test_a_requirement_without_one_floor_is_refused(requirement):
     with pytest.raises(ValueError, match="no single lower bound"):
-        _test_matrix().lower_bound(requirement)
+        _matrix_env().lower_bound(requirement)
 
 
 def _fake_python(path: Path, exit_code: int) -> None:
@@ -146,7 +146,7 @@ def test_find_python_takes_the_newest_pyenv_release_that_runs(tmp_path, monkeypa
     _fake_python(tmp_path / "shims" / "python3.13", 127)  # pyenv's shim: version not selected
     monkeypatch.setenv("PYENV_ROOT", str(root))
     monkeypatch.setenv("PATH", str(tmp_path / "shims"))
-    matrix = _test_matrix()
+    matrix = _matrix_env()
     assert matrix.find_python("3.13") == str(root / "versions" / "3.13.10" / "bin" / "python3.13")
     assert matrix.find_python("3.12") is None
     _fake_python(tmp_path / "bin" / "python3.12", 0)
@@ -157,12 +157,12 @@ def test_find_python_takes_the_newest_pyenv_release_that_runs(tmp_path, monkeypa
 def test_uv_gets_the_package_sources_pip_is_configured_with():
     config = {"find-links": "/opt/wheels /srv/more", "extra-index-url": "file:///a/simple  file:///b/simple",
               "constraint": "/etc/caps.txt", "cert": "/etc/ssl/certs/ca.crt"}
-    assert _test_matrix().uv_settings(config) == {
+    assert _matrix_env().uv_settings(config) == {
         "UV_FIND_LINKS": "/opt/wheels,/srv/more", "UV_INDEX": "file:///a/simple file:///b/simple",
         "UV_INDEX_STRATEGY": "unsafe-best-match"}
-    assert _test_matrix().uv_settings({"index-url": "https://mirror.example/simple"}) == {
+    assert _matrix_env().uv_settings({"index-url": "https://mirror.example/simple"}) == {
         "UV_DEFAULT_INDEX": "https://mirror.example/simple"}
-    assert _test_matrix().uv_settings({}) == {}
+    assert _matrix_env().uv_settings({}) == {}
 
 
 def test_pip_config_prefers_environment_variables(monkeypatch, tmp_path):
@@ -170,8 +170,8 @@ def test_pip_config_prefers_environment_variables(monkeypatch, tmp_path):
     fake.write_text("#!/bin/sh\nprintf \"global.find-links='/opt/global'\\n:env:.find-links='/opt/env'\\n"
                     "global.constraint='/etc/caps.txt'\\nnot a setting\\n\"\n")
     fake.chmod(0o755)
-    assert _test_matrix().pip_config(str(fake)) == {"find-links": "/opt/env", "constraint": "/etc/caps.txt"}
-    assert _test_matrix().pip_config(str(tmp_path / "missing")) == {}
+    assert _matrix_env().pip_config(str(fake)) == {"find-links": "/opt/env", "constraint": "/etc/caps.txt"}
+    assert _matrix_env().pip_config(str(tmp_path / "missing")) == {}
 
 
 def test_noxfile_has_a_session_for_each_row_and_make_calls_nox():
