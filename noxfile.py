@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import nox
@@ -65,6 +66,9 @@ MACHINE_CONSTRAINT = " ".join(PIP_CONFIG.get("constraint", "").split())
 SEED = ["--seed"]
 
 
+_STARTED: dict[str, float] = {}
+
+
 def _cpu_flags() -> set[str]:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -90,6 +94,7 @@ def _fresh(session: nox.Session, settings: dict[str, str] | None = None) -> None
     """An empty torch.compile cache and temporary folder (kernels that inductor compiled and cached under one
     ATEN_CPU_CAPABILITY fail to build when reused under another; its precompiled header lives in the temporary
     folder), and the row's settings."""
+    _STARTED[session.name] = time.monotonic()
     tmp = Path(session.virtualenv.location) / "tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "inductor").mkdir(parents=True)
@@ -99,7 +104,9 @@ def _fresh(session: nox.Session, settings: dict[str, str] | None = None) -> None
 
 
 def _show_versions(session: nox.Session) -> None:
+    """Print the row's versions and how long its environment took to build (from the session's start)."""
     session.run("python", "scripts/matrix_env.py")
+    session.log(f"environment built in {time.monotonic() - _STARTED.get(session.name, time.monotonic()):.0f} s")
 
 
 def _install_tested(session: nox.Session) -> None:
