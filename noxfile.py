@@ -104,9 +104,9 @@ def _fresh(session: nox.Session, settings: dict[str, str] | None = None) -> None
 
 
 def _show_versions(session: nox.Session) -> None:
-    """Print the row's versions and how long its environment took to build (from the session's start)."""
+    """Print the row's versions and how long its installs took (uv creates the empty environment before)."""
     session.run("python", "scripts/matrix_env.py")
-    session.log(f"environment built in {time.monotonic() - _STARTED.get(session.name, time.monotonic()):.0f} s")
+    session.log(f"installed in {time.monotonic() - _STARTED.get(session.name, time.monotonic()):.0f} s")
 
 
 def _install_tested(session: nox.Session) -> None:
