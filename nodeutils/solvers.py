@@ -116,7 +116,22 @@ class Tsit5Solver(RKAdaptiveStepsizeODESolver):
     mid = TSIT5_C_MID
 
 
-SOLVERS.setdefault("tsit5", Tsit5Solver)
+def register_tsit5(solvers: dict[str, type] = SOLVERS) -> None:
+    """Make ``method="tsit5"`` mean :class:`Tsit5Solver` in torchdiffeq's table of solvers.
+
+    torchdiffeq's development branch ships a Tsit5 of its own (another dense output, so other numbers) under the
+    same name, with the same version number as the release; it stays available as ``"tsit5_torchdiffeq"``.
+
+    Args:
+        solvers: the table to register in (torchdiffeq's ``SOLVERS``).
+    """
+    existing = solvers.get("tsit5")
+    if existing is not None and existing is not Tsit5Solver:
+        solvers.setdefault("tsit5_torchdiffeq", existing)
+    solvers["tsit5"] = Tsit5Solver
+
+
+register_tsit5()
 
 
 def available_methods() -> list[str]:

@@ -167,3 +167,20 @@ def test_wrong_rhs_shape_is_reported():
 def test_integer_state_is_rejected():
     with pytest.raises(InputError, match="floating-point"):
         integrate(_oscillator, torch.tensor([1, 0]), torch.tensor([0.0, 1.0]))
+
+
+def test_tsit5_is_ours_even_where_torchdiffeq_ships_one():
+    from torchdiffeq._impl.odeint import SOLVERS
+
+    from nodeutils.solvers import Tsit5Solver, register_tsit5
+
+    assert SOLVERS["tsit5"] is Tsit5Solver
+
+    class TheirTsit5:  # what torchdiffeq's development branch registers under the same name
+        pass
+
+    table = {"tsit5": TheirTsit5, "dopri5": object}
+    register_tsit5(table)
+    assert table["tsit5"] is Tsit5Solver and table["tsit5_torchdiffeq"] is TheirTsit5 and table["dopri5"] is object
+    register_tsit5(table)  # again: nothing changes
+    assert table["tsit5"] is Tsit5Solver and table["tsit5_torchdiffeq"] is TheirTsit5
