@@ -33,7 +33,8 @@ test-notebooks: $(STAMP)
 
 # The test matrix (noxfile.py): each row a nox session in a fresh environment that uv builds, with an empty
 # torch.compile cache. MATRIX_ROWS picks rows, e.g. make test-matrix MATRIX_ROWS="threads=1 kernels=default"; with
-# none, every setting row this machine supports. The version rows (versions=floor, versions=colab, versions=latest)
+# none, every setting row this machine supports. The version rows (versions=floor, versions=colab, versions=latest,
+# versions=torchdiffeq-main)
 # install other releases of PyTorch and the rest, so they run only when named. nox and uv live in $(NOX_VENV).
 MATRIX_ROWS ?=
 NOX_VENV := .nox-tools

@@ -10,7 +10,10 @@ the unit tests and the notebook tests:
 * ``versions=colab``: Google Colab's preinstalled versions (``scripts/colab_constraints.txt``) on Colab's Python
   (3.13) where one is found (on PATH or installed by pyenv); the notebooks first run the Colab way
   (``scripts/colab_check.py``: setup cell, stand-in ``google.colab``);
-* ``versions=latest``: the newest release of everything, with no version caps.
+* ``versions=latest``: the newest release of everything, with no version caps;
+* ``versions=torchdiffeq-main``: torchdiffeq's development branch (the vendored source tarball where one is present,
+  ``TORCHDIFFEQ_MAIN`` names another, else its git URL), which ships a Tsit5 of its own under the same name and the
+  same version number as the release: every stored output must stay unchanged.
 
 ``unit`` and ``notebooks`` are ``make test``'s two suites in a fresh environment. The stored outputs are the same
 for every row, so every cell must pass in every row. Usage::
@@ -212,6 +215,37 @@ def versions_latest(session: nox.Session) -> None:
     try:
         session.install("--upgrade", "-e", ".", *matrix_env.TEST_TOOLS)
         _show_versions(session)
+        _unit(session)
+        _notebooks(session)
+    finally:
+        _done(session)
+
+
+TORCHDIFFEQ_MAIN_SOURCES = ("../shared/vendor/torchdiffeq-main-657943a.tar.gz",)
+TORCHDIFFEQ_GIT = "git+https://github.com/rtqichen/torchdiffeq"
+
+
+def torchdiffeq_main_source() -> str:
+    """Where the versions=torchdiffeq-main row installs torchdiffeq from."""
+    chosen = os.environ.get("TORCHDIFFEQ_MAIN")
+    if chosen:
+        return chosen
+    for candidate in TORCHDIFFEQ_MAIN_SOURCES:
+        if Path(candidate).is_file():
+            return str(Path(candidate).resolve())
+    return TORCHDIFFEQ_GIT
+
+
+@nox.session(name="versions=torchdiffeq-main", python=THIS_PYTHON, venv_params=SEED, tags=["versions"])
+def versions_torchdiffeq_main(session: nox.Session) -> None:
+    """Unit and notebook tests with torchdiffeq's development branch instead of its release."""
+    _fresh(session)
+    try:
+        _install_tested(session)
+        session.install("--reinstall-package", "torchdiffeq", torchdiffeq_main_source())
+        session.run("python", "-c", "from torchdiffeq._impl.odeint import SOLVERS; import nodeutils; "
+                    "assert SOLVERS['tsit5'] is nodeutils.solvers.Tsit5Solver; "
+                    "print('torchdiffeq tsit5 kept as', SOLVERS.get('tsit5_torchdiffeq'))")
         _unit(session)
         _notebooks(session)
     finally:
