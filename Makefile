@@ -10,7 +10,7 @@ RUN_ARGS ?= --subset 1500
 SITE_STAMP := $(VENV)/.site-installed
 
 .PHONY: run test test-unit test-notebooks test-matrix notebooks lab lint setup clean badges test-colab memory \
-	site test-site lint-workflows
+	site test-site lint-workflows conda-envs
 
 setup: $(STAMP)
 
@@ -31,15 +31,20 @@ test-unit: $(STAMP)
 test-notebooks: $(STAMP)
 	$(BIN)/python -m pytest -q --nbval notebooks/
 
-# The notebook tests under each thread count and CPU kernel set (and CUDA when present): a table of cells.
-# MATRIX_ROWS picks rows, e.g. make test-matrix MATRIX_ROWS="threads=1 kernels=default". The version rows
-# (versions=floor, versions=colab, versions=latest) each build a fresh environment under .matrix/ with other
-# dependency versions and run the unit tests too; they download PyTorch, so they run only when named.
+# The test matrix (noxfile.py): each row a nox session in a fresh environment that uv builds, with an empty
+# torch.compile cache. MATRIX_ROWS picks rows, e.g. make test-matrix MATRIX_ROWS="threads=1 kernels=default"; with
+# none, every setting row this machine supports. The version rows (versions=floor, versions=colab, versions=latest,
+# versions=torchdiffeq-main)
+# install other releases of PyTorch and the rest, so they run only when named. nox and uv live in $(NOX_VENV).
 MATRIX_ROWS ?=
-# Version rows alone need no .venv (they build their own); every other row runs nbval in .venv.
-MATRIX_IN_VENV := $(if $(filter-out versions=%,$(or $(MATRIX_ROWS),all)),yes)
-test-matrix: $(if $(MATRIX_IN_VENV),$(STAMP))
-	$(if $(MATRIX_IN_VENV),$(BIN)/python,$(PYTHON)) scripts/test_matrix.py $(if $(MATRIX_ROWS),--rows $(MATRIX_ROWS),)
+NOX_VENV := .nox-tools
+NOX := $(NOX_VENV)/bin/nox
+$(NOX):
+	$(PYTHON) -m venv $(NOX_VENV)
+	$(NOX_VENV)/bin/python -m pip install --quiet "nox[uv]>=2025.2.9"
+
+test-matrix: $(NOX)
+	$(NOX) $(if $(MATRIX_ROWS),-s $(MATRIX_ROWS),)
 
 # Re-execute every notebook in place (after changing nodeutils), storing static views as the tests expect.
 notebooks: $(STAMP)
@@ -60,8 +65,12 @@ badges:
 # The Colab check: the versions=colab row of test-matrix. A fresh virtual environment holding Colab's preinstalled
 # versions, its torch and torchvision included (scripts/colab_constraints.txt); every notebook run the Colab way
 # (scripts/colab_check.py), then the unit tests and the notebook tests in that environment.
-test-colab:
-	$(PYTHON) scripts/test_matrix.py --rows versions=colab
+test-colab: $(NOX)
+	$(NOX) -s versions=colab
+
+# environment.yml and binder/environment.yml, written from pyproject.toml's dependencies (its one list of them).
+conda-envs:
+	$(PYTHON) scripts/conda_envs.py
 
 # Peak memory of each notebook's kernel, written into the book's "Run it" page (docs/book/run-it.md).
 memory: $(STAMP)
@@ -93,4 +102,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) .matrix .colab-venv .pytest_cache .ruff_cache build
+	rm -rf $(VENV) $(NOX_VENV) .nox .colab-venv .pytest_cache .ruff_cache build

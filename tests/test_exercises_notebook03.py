@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -138,6 +140,13 @@ def test_seminorm_mistakes_get_their_hint(body, phrase):
 
 def test_the_seminorm_saves_backward_evaluations():
     verdict = notebook03.seminorm.verdict(notebook03.seminorm.solution_answer())
-    counts = [int(word) for word in verdict.replace(",", " ").split() if word.isdigit()]
-    semi, plain = counts[-2], counts[-1]
+    found = re.search(r"took (\d+) evaluations with your seminorm and (\d+) with the default norm", verdict)
+    assert found, verdict
+    semi, plain = int(found.group(1)), int(found.group(2))
     assert semi < plain, verdict
+
+
+def test_a_lambda_only_norm_is_not_accepted():
+    answer = _answer("def seminorm(state):\n    u, lam, *mu = state\n    return lam.pow(2).mean().sqrt()\n")
+    verdict = notebook03.seminorm.verdict(answer)
+    assert "You measured lam only" in verdict and ": correct." not in verdict, verdict
