@@ -212,10 +212,16 @@ def test_euler_solve_accepts_the_reference_and_equivalent_forms():
 
 def test_euler_solve_correct_message_states_first_order_and_the_blocks_tsit5_is_worth():
     verdict = exercises.euler_solve.verdict(exercises.euler_solve.solution_answer())
-    assert "with n = 1, 4, 16, 64 blocks" in verdict and "20 calls of f" in verdict
+    assert "with n = 1, 4, 16, 64 blocks" in verdict and "20 calls of f; Euler needs 199 blocks" in verdict
     errors, tsit5_error, calls, blocks = exercises._euler_facts()
     assert all(3.5 < a / b < 4.5 for a, b in zip(errors[1:-1], errors[2:]))  # four times the blocks, 1/4 the error
-    assert calls == 20 and blocks == 256 and tsit5_error < errors[-1]
+    assert calls == 20 and blocks == 199 and tsit5_error < errors[-1]
+    # the fewest blocks: n = 199 does as well as Tsit5, n = 198 does not
+    net, u0 = exercises._field()
+    exact = exercises._accurate()
+    with torch.no_grad():
+        assert [float((exercises._euler(net, u0, n, 1 / n) - exact).abs().max()) <= tsit5_error
+                for n in (198, 199)] == [False, True]
 
 
 def test_euler_solve_placeholder_is_not_answered():
@@ -279,6 +285,14 @@ def rtol_only(f, u0, tol):
     return len(calls)
 
 
+def atol_only(f, u0, tol):  # same counts as the right answer on the exercise's field, where |u| is about 0.7
+    import torchdiffeq
+
+    calls = []
+    torchdiffeq.odeint(_counting(f, calls), u0, torch.tensor([0.0, 1.0]), method="tsit5", atol=tol)
+    return len(calls)
+
+
 def returns_the_solution(f, u0, tol):
     import torchdiffeq
 
@@ -301,8 +315,10 @@ def test_count_evaluations_correct_message_decodes_the_counts():
     verdict = exercises.count_evaluations.verdict(exercises.count_evaluations.solution_answer())
     assert verdict == (
         "Exercise 3 · what a tighter tolerance costs: correct. 20, 32 and 62 calls at tol = 1e-3, 1e-5 and 1e-7: "
-        "2 + 6 × 3, 5 and 10 attempted steps. Each hundredfold tighter tolerance costs only about twice the steps: "
-        "the error of one Tsit5 step shrinks like h^5, so the step size has to shrink only like tol^(1/5).")
+        "2 + 6 × 3, 5 and 10 attempted steps. Tsit5's error estimate for a step shrinks like h^5, so the steps need "
+        "to shrink only like tol^(1/5): about 2.5 times the steps per hundredfold tighter tolerance. Here it is "
+        "3 -> 5 -> 10, less than that, because with so few steps the cautious first step and the last one, which "
+        "overshoots t = 1, weigh a lot.")
 
 
 def test_count_evaluations_placeholder_is_not_answered():
@@ -313,6 +329,7 @@ def test_count_evaluations_placeholder_is_not_answered():
     (default_method, "not yet. Those are the counts of odeint's default method, dopri5"),
     (no_tolerances, "not yet. Your count does not change with tol"),
     (rtol_only, "not yet. You set only rtol=tol; the other tolerance keeps odeint's default (atol=1e-9)"),
+    (atol_only, "not yet. You set only atol=tol; the other tolerance keeps odeint's default (rtol=1e-7)"),
     (returns_the_solution, "not yet. count_evaluations returned a tensor, probably the solution"),
     (counts_steps, "not yet. Those are the steps, not the calls of f"),
     (counts_from_one, "not yet. Your counts are one too high at every tolerance"),
@@ -322,3 +339,11 @@ def test_count_evaluations_mistakes_get_their_hint(answer, phrase):
     verdict = exercises.count_evaluations.verdict(answer)
     assert phrase in verdict
     assert ": correct." not in verdict and "\n" not in verdict
+
+
+def test_count_evaluations_atol_only_gives_the_right_counts_on_the_field_and_others_where_rtol_dominates():
+    counts = exercises._counts()
+    n = len(exercises._TOLERANCES)
+    assert counts["atol only"][:n] == counts["tsit5"][:n]  # why the second problem is needed
+    assert counts["atol only"][n:] != counts["tsit5"][n:]
+    assert counts["tsit5"] == (20, 32, 62, 14, 26, 44)
