@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nodeutils.analysis import class_spread
+import nodeutils
+from nodeutils.analysis import class_spread, solver_steps
 from nodeutils.exercises import Correct, NotYet, ____, exercises_of
 from nodeutils.exercises import notebook04 as exercises
 
@@ -102,33 +103,64 @@ def test_spread_that_raises_is_reported_not_raised():
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Exercise 2: a solve's cost
+# Exercise 2: the solver's first step
 # --------------------------------------------------------------------------------------------------------------
-def test_the_counted_solves_include_rejections_and_given_first_steps():
-    solves = exercises._counted_solves()
-    assert any(r > 0 and g for _, r, g, _ in solves) and any(r > 0 and not g for _, r, g, _ in solves)
-    assert any(g for _, _, g, _ in solves) and any(not g for _, _, g, _ in solves)
-    assert all(n == 1 + (0 if g else 1) + 6 * (a + r) for a, r, g, n in solves)
+def test_the_solved_first_steps_take_each_side_of_the_minimum():
+    f, start = exercises._first_step_problem()
+    solved = exercises._solved_first_steps()
+    variants = [exercises._first_step_variants(f, start, rtol, atol) for rtol, atol, _ in solved]
+    for (_, _, solved), variant in zip(exercises._solved_first_steps(), variants):
+        assert solved == pytest.approx(variant["reference"], rel=1e-9)
+    assert any(v["reference"] == v["tolerance_free"] for v in variants)
+    assert any(v["reference"] == v["h1_only"] for v in variants)
 
 
-def cost_placeholder(accepted, rejected, first_step_given):
+def first_step_placeholder(f, u0, rtol, atol):
     return ____
 
 
+def rule(power=1 / 5, norm=lambda x: x.pow(2).mean().sqrt(), scaled=True, divide=True, pick=min, part=None):
+    def first_step(f, u0, rtol, atol):
+        scale = atol + rtol * u0.abs() if scaled else 1.0
+        f0 = f(u0)
+        d0, d1 = float(norm(u0 / scale)), float(norm(f0 / scale))
+        h0 = 0.01 * d0 / d1
+        d2 = float(norm((f(u0 + h0 * f0) - f0) / scale)) / (h0 if divide else 1.0)
+        h1 = (0.01 / max(d1, d2)) ** power
+        return {"cap": 100 * h0, "h1": h1}.get(part, pick(100 * h0, h1))
+    return first_step
+
+
 @pytest.mark.parametrize(("answer", "phrase"), [
-    (lambda a, r, g: 2 + 6 * a, "ignores the rejected steps"),
-    (lambda a, r, g: 2 + 6 * (a + r), "skips the trial"),
-    (lambda a, r, g: 1 + 6 * (a + r), "spends one more evaluation on a trial"),
-    (lambda a, r, g: 2 + 7 * (a + r), "six new evaluations"),
-    (lambda a, r, g: 3 + 6 * (a + r), "you predicted"),
-    (lambda a, r, g: "14", "return the number of evaluations as an integer"),
+    (rule(part="cap"), "ignores the tolerance"),
+    (rule(part="h1"), "The rule caps it"),
+    (rule(pick=max), "took the larger"),
+    (rule(power=1 / 4), "exponent is 1/4"),
+    (rule(power=1 / 6), "exponent is 1/6"),
+    (rule(divide=False), "d2 is a rate"),
+    (rule(scaled=False), "not in the solver's units"),
+    (rule(norm=lambda x: x.norm()), "sums the squares"),
+    (lambda f, u0, rtol, atol: 0.5, "the solver's first step was"),
+    (lambda f, u0, rtol, atol: "0.5", "return the step length as a number"),
 ])
-def test_cost_mistakes_get_their_hint(answer, phrase):
-    assert phrase in verdict(exercises.evaluations, answer)
+def test_first_step_mistakes_get_their_hint(answer, phrase):
+    assert phrase in verdict(exercises.first_step, answer)
 
 
-def test_cost_placeholder_is_unanswered():
-    assert "not answered yet" in exercises.evaluations.verdict(cost_placeholder)
+def test_first_step_placeholder_is_unanswered():
+    assert "not answered yet" in exercises.first_step.verdict(first_step_placeholder)
+
+
+def test_first_step_on_the_notebook_model_gives_the_table_s_first_steps():
+    model = nodeutils.create_model()
+    images = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        u0 = nodeutils.models.encode(model, images).double()
+        answer = exercises.first_step.solution_answer()
+        for tolerance in (1e2, 1e-3):
+            mine = answer(lambda u: model.ode.model(u.view(8, 20)).reshape(-1), u0.reshape(-1), tolerance, tolerance)
+            steps = solver_steps(model, images, tolerance)
+            assert mine == pytest.approx(steps.step_ends[1] - steps.step_ends[0], rel=1e-9)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ In the notebook::
     exercises.spread.check(spread)
 
 1. ``spread``: the class spread of a set of states (the measure the notebook prints along the trajectories).
-2. ``evaluations``: how many evaluations of f a Tsit5 solve costs, from its accepted and rejected steps.
+2. ``first_step``: the step a Tsit5 solve starts with (Hairer, Norsett and Wanner's rule), from f, u(0) and the
+   tolerances.
 3. ``decoder_of_start``: a linear decoder of u(1) turned into one of u(0) through an affine map u(1) = A u(0) + b.
 """
 
@@ -24,7 +25,7 @@ import torch
 from ..solvers import SolveCounter, integrate
 from . import Correct, Exercise, NotYet, same_values, shape_problem
 
-__all__ = ["spread", "evaluations", "decoder_of_start"]
+__all__ = ["spread", "first_step", "decoder_of_start"]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -142,91 +143,129 @@ def spread(states, labels):
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Exercise 2: a solve's cost from its steps
+# Exercise 2: the solver's first step
 # --------------------------------------------------------------------------------------------------------------
-def _counted_solves() -> list[tuple[int, int, bool, int]]:
-    """(accepted, rejected, first step given, evaluations) of real Tsit5 solves of a small seeded ODE."""
+_FIRST_STEP_TOLERANCES = ((1e2, 1e2), (1e-1, 1e-1), (1e-3, 1e-3), (1e-3, 1e-6), (1e-6, 1e-2))  # (rtol, atol)
+
+
+def _first_step_problem() -> tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor]:
+    """A small seeded ODE, f(u) = 3 tanh(W u + c) for five states of three numbers, and its start (flat)."""
     generator = torch.Generator().manual_seed(4)
     weight = 2 * torch.randn(3, 3, generator=generator, dtype=torch.float64)
     bias = torch.randn(3, generator=generator, dtype=torch.float64)
     start = torch.randn(5, 3, generator=generator, dtype=torch.float64)
-    span = torch.tensor([0.0, 2.0], dtype=torch.float64)
-    solves = []
-    for tolerance in (1e-1, 1e-3, 1e-6):
-        for options in ({}, {"first_step": 1.0}, {"first_step": 0.01}):
-            counter = SolveCounter()
-            integrate(lambda t, u: 3 * torch.tanh(u.view(5, 3) @ weight.T + bias).reshape(-1), start.reshape(-1),
-                      span, rtol=tolerance, atol=tolerance, options=options, counter=counter)
-            solves.append((counter.steps, counter.rejected, bool(options), counter.nfe))
-    return solves
+    return (lambda u: 3 * torch.tanh(u.view(5, 3) @ weight.T + bias).reshape(-1)), start.reshape(-1)
 
 
-def _cost_mistake(answer: Callable) -> str | None:
-    """A hint for a known mistake, found by probing the learner's formula one argument at a time."""
-    def cost(accepted: int, rejected: int, given: bool) -> float | None:
-        return _as_number(answer(accepted, rejected, given))
-
-    base, given = cost(2, 0, False), cost(2, 0, True)
-    per_step, per_rejection = cost(3, 0, False), cost(2, 1, False)
-    if None in (base, given, per_step, per_rejection):
-        return None
-    if per_step - base == 7:
-        return ("Tsit5 has seven stages, but the last stage of an accepted step is f at its end, which is the first "
-                "stage of the next step: each step costs six new evaluations, plus one at t = 0 for the very first "
-                "stage.")
-    if per_rejection == base:
-        return ("Your count ignores the rejected steps. A rejected step evaluates its stages too before it is "
-                "thrown away; only the first stage, f at the step's start, is reused when it is retried.")
-    if base == 14 and given == 14:
-        return ("Right when the solver chooses its first step; but handed one, it skips the trial evaluation that "
-                "sizes it.")
-    if base == 13 and given == 13:
-        return ("Right when the first step is given; when the solver chooses it, it spends one more evaluation on "
-                "a trial a short way along to size that step.")
-    return None
+def _solved_first_steps() -> list[tuple[float, float, float]]:
+    """(rtol, atol, length of the first step) of real Tsit5 solves of the seeded ODE over t in [0, 2]."""
+    f, start = _first_step_problem()
+    steps = []
+    for rtol, atol in _FIRST_STEP_TOLERANCES:
+        ends: list[tuple[float, float]] = []
+        integrate(lambda t, u: f(u), start, torch.tensor([0.0, 2.0], dtype=torch.float64), rtol=rtol, atol=atol,
+                  on_step=lambda t0, t1, _coefficients, ends=ends: ends.append((t0, t1)), counter=SolveCounter())
+        steps.append((rtol, atol, ends[0][1] - ends[0][0]))
+    return steps
 
 
-def _judge_evaluations(answer: Callable) -> Correct | NotYet:
-    """Compare ``answer(accepted, rejected, first_step_given)`` with counted solves; name a known mistake."""
-    solves = _counted_solves()
-    predicted = []
-    for accepted, rejected, given, _ in solves:
-        result = answer(accepted, rejected, given)
+def _first_step_variants(f: Callable, u0: torch.Tensor, rtol: float, atol: float) -> dict[str, float]:
+    """The rule's first step and what typical mistakes give instead, by name."""
+    scale = atol + rtol * u0.abs()
+
+    def rms(x: torch.Tensor, s: torch.Tensor | float = scale) -> float:
+        return float((x / s).pow(2).mean().sqrt())
+
+    f0 = f(u0)
+    d0, d1 = rms(u0), rms(f0)
+    h0 = 0.01 * d0 / d1
+    f1 = f(u0 + h0 * f0)
+    d2 = rms(f1 - f0) / h0
+    h1 = (0.01 / max(d1, d2)) ** (1 / 5)
+    plain = 1.0  # no scale: the plain root mean square
+    p0, p1 = rms(u0, plain), rms(f0, plain)
+    ph0 = 0.01 * p0 / p1
+    ph1 = (0.01 / max(p1, rms(f(u0 + ph0 * f0) - f0, plain) / ph0)) ** (1 / 5)
+    l2 = float((u0 / scale).norm()), float((f0 / scale).norm())
+    l2h0 = 0.01 * l2[0] / l2[1]
+    l2h1 = (0.01 / max(l2[1], float(((f(u0 + l2h0 * f0) - f0) / scale).norm()) / l2h0)) ** (1 / 5)
+    return {
+        "reference": min(100 * h0, h1),
+        "tolerance_free": 100 * h0,
+        "h1_only": h1,
+        "larger": max(100 * h0, h1),
+        "quarter": min(100 * h0, (0.01 / max(d1, d2)) ** (1 / 4)),
+        "sixth": min(100 * h0, (0.01 / max(d1, d2)) ** (1 / 6)),
+        "not_divided": min(100 * h0, (0.01 / max(d1, d2 * h0)) ** (1 / 5)),
+        "no_scale": min(100 * ph0, ph1),
+        "l2": min(100 * l2h0, l2h1),
+    }
+
+
+_FIRST_STEP_HINTS = {
+    "tolerance_free": "That is the guess that ignores the tolerance, 100 h0 = d0 / d1. The rule takes the smaller of "
+                      "it and h1, the guess from the trial step, which shrinks as the tolerance tightens.",
+    "h1_only": "That is h1, the guess from the trial step. The rule caps it: the first step is min(100 * h0, h1), "
+               "and at a loose tolerance the cap is what decides.",
+    "larger": "You took the larger of the two guesses; the rule takes the smaller, min(100 * h0, h1).",
+    "quarter": "Your exponent is 1/4. Tsit5's error estimate shrinks as h**5, so h1 = "
+               "(0.01 / max(d1, d2)) ** (1 / 5).",
+    "sixth": "Your exponent is 1/6. Tsit5's error estimate shrinks as h**5, so h1 = "
+               "(0.01 / max(d1, d2)) ** (1 / 5).",
+    "not_divided": "d2 is a rate: divide the norm of f(u0 + h0 f(u0)) - f(u0) by h0, the length of the trial step.",
+    "no_scale": "Your norms are not in the solver's units: divide each vector by s = atol + rtol * u0.abs() before "
+                "taking the root mean square.",
+    "l2": "Your norm sums the squares; the solver's is a root mean square: (x / s).pow(2).mean().sqrt().",
+}
+
+
+def _judge_first_step(answer: Callable) -> Correct | NotYet:
+    """Compare ``answer(f, u0, rtol, atol)`` with the first steps of real solves; name a known mistake."""
+    f, start = _first_step_problem()
+    results = []
+    for rtol, atol, solved in _solved_first_steps():
+        result = answer(f, start.clone(), rtol, atol)
         value = _as_number(result)
         if value is None:
-            return NotYet(f"evaluations({accepted}, {rejected}, {given}) returned {type(result).__name__}: return "
-                          "the number of evaluations as an integer.")
-        predicted.append(value)
-    counted = [nfe for *_, nfe in solves]
-    if predicted == counted:
-        return Correct("A Tsit5 solve costs one evaluation at t = 0, one trial when it chooses its first step, and "
-                       "six per attempted step, accepted or not: the count says how many steps were tried, not "
-                       "how hard each one was.")
-    if (message := _cost_mistake(answer)) is not None:
-        return NotYet(message)
-    for (accepted, rejected, given, nfe), value in zip(solves, predicted):
-        if value != nfe:
-            how = "handed its first step" if given else "choosing its first step"
-            return NotYet(f"A solve {how} with {accepted} accepted and {rejected} rejected steps cost {nfe} "
-                          f"evaluations; you predicted {value:g}. Count the evaluation at t = 0, the trial, and "
-                          "the new evaluations of each attempted step.")
-    raise AssertionError("unreachable: the predictions differ from the counts")  # pragma: no cover
+            return NotYet(f"first_step(f, u0, {rtol:g}, {atol:g}) returned {type(result).__name__}: return the step "
+                          "length as a number, e.g. float(min(100 * h0, h1)).")
+        results.append((rtol, atol, solved, value))
+    if all(math.isclose(value, solved, rel_tol=1e-6) for *_, solved, value in results):
+        return Correct("The first step is the smaller of a guess that ignores the tolerance when rtol = atol "
+                       "(d0 / d1, the time to move by the state's own size at its starting speed) and one that "
+                       "shrinks as the tolerance's fifth root; it costs two evaluations, f(u0) and the trial.")
+    for name, hint in _FIRST_STEP_HINTS.items():
+        if all(math.isclose(value, _first_step_variants(f, start, rtol, atol)[name], rel_tol=1e-6)
+               for rtol, atol, _, value in results):
+            return NotYet(hint)
+    rtol, atol, solved, value = next(r for r in results if not math.isclose(r[3], r[2], rel_tol=1e-6))
+    return NotYet(f"At rtol = {rtol:g}, atol = {atol:g} the solver's first step was {solved:.4g}; yours is "
+                  f"{value:.4g}. Check each part: the scale s, the two norms d0 and d1, the trial step h0, the rate "
+                  "d2, then min(100 * h0, h1).")
 
 
-evaluations = Exercise(
+first_step = Exercise(
     number=2,
-    title="predict a solve's cost",
-    judge=_judge_evaluations,
+    title="the solver's first step",
+    judge=_judge_first_step,
     hints=(
-        "Start from the table's two points: 14 for 2 steps and 20 for 3, so each further step costs 6. What is "
-        "left over, 2, is spent before the first step: f at t = 0, and a trial that sizes the first step.",
-        "A rejected step is attempted like any other, at the same cost in new evaluations, and then thrown away. "
-        "A first step handed to the solver needs no trial to size it.",
+        "Start with the norm: norm = lambda x: (x / s).pow(2).mean().sqrt() with s = atol + rtol * u0.abs(). "
+        "Then f0 = f(u0), d0 = norm(u0), d1 = norm(f0), h0 = 0.01 * d0 / d1.",
+        "The trial: f1 = f(u0 + h0 * f0), d2 = norm(f1 - f0) / h0. The second guess uses the larger of d1 and d2, "
+        "to the power 1/5; then take the smaller of the two guesses.",
     ),
     solution='''
-def evaluations(accepted, rejected, first_step_given):
-    trial = 0 if first_step_given else 1
-    return 1 + trial + 6 * (accepted + rejected)
+def first_step(f, u0, rtol, atol):
+    scale = atol + rtol * u0.abs()
+
+    def norm(x):
+        return float((x / scale).pow(2).mean().sqrt())
+
+    f0 = f(u0)
+    h0 = 0.01 * norm(u0) / norm(f0)
+    d2 = norm(f(u0 + h0 * f0) - f0) / h0
+    h1 = (0.01 / max(norm(f0), d2)) ** (1 / 5)
+    return min(100 * h0, h1)
 ''',
 )
 
@@ -290,7 +329,7 @@ def _judge_decoder_of_start(answer: Callable) -> Correct | NotYet:
                       "substituted into weight @ u(1) + bias.")
     return Correct("Decoding A u(0) + b with (weight, bias) is the same as decoding u(0) with (weight @ A, "
                    "weight @ b + bias): were the flow exactly affine, a linear decoder could read u(0) as well as "
-                   "u(1), which is why the two best decoders of the notebook come so close.")
+                   "u(1). The trained flow is only nearly affine, and the two best decoders come that close.")
 
 
 decoder_of_start = Exercise(
