@@ -27,7 +27,7 @@ from .compat import inductor_default_cache_dir
 from .errors import InputError
 
 __all__ = ["ExplainRow", "explain", "break_category", "time_forward_backward", "time_interleaved", "Ratio", "ratio",
-           "CompileTiming", "compare_compiled", "solve_outside_try"]
+           "CompileTiming", "compare_compiled", "solve_outside_try", "quiet_compiler"]
 
 
 def _separate_compile_cache_per_cpu_capability() -> None:
@@ -306,3 +306,15 @@ def solve_outside_try(layer: torch.nn.Module) -> Iterator[None]:
         yield
     finally:
         del layer.forward
+
+
+def quiet_compiler() -> contextlib.AbstractContextManager[None]:
+    """Silence torch.compile's log lines and warnings while it traces and generates code.
+
+    For a first call of a compiled module in a notebook: what the compiler logs (for example that no CUDA runtime
+    was found) depends on the machine and would clutter the output. Errors still show.
+
+    Returns:
+        A context manager; the loggers' levels and the warning filters are restored when it exits.
+    """
+    return _quiet_dynamo()

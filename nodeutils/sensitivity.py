@@ -118,6 +118,9 @@ class SolveStats:
     ``nfe_backward`` counts every evaluation of f on the backward pass: adjoint right-hand sides,
     quadrature nodes, and forward re-solves from checkpoints. ``stored_bytes`` is what the algorithm
     itself keeps between the forward and the backward pass (dense solutions, checkpoints).
+    ``backward_state_size`` is how many numbers the backward solve of nodeutils' own continuous adjoints
+    integrates: lambda and the running parameter integral for the interpolating adjoint, lambda alone for the
+    quadrature and Gauss adjoints (0 when no such solve ran: discrete backprop, backsolve).
     """
 
     nfe_forward: int = 0
@@ -125,6 +128,7 @@ class SolveStats:
     steps_forward: int = 0
     steps_backward: int = 0
     stored_bytes: int = 0
+    backward_state_size: int = 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -506,6 +510,7 @@ class InterpolatingAdjoint(_ContinuousAdjoint):
                 return torch.cat(parts).neg_()
 
             z0 = torch.cat([lam.reshape(-1), mu])
+            problem.stats.backward_state_size = z0.numel()
             zs, _ = integrate(adjoint_rhs, z0, torch.tensor([grid[k + 1], grid[k]], dtype=torch.float64),
                               method=problem.method, rtol=rtol, atol=atol, options=problem.options, counter=counter,
                               phase="backward (adjoint) solve", land_on_times=True, inputs_checked=True)
@@ -540,6 +545,7 @@ class _LambdaOnlyAdjoint(_ContinuousAdjoint):
                 tt = torch.tensor(t_, dtype=lam_t.dtype, device=lam_t.device)
                 return vjp(tt, u_of(tt).to(lam_t.dtype), lam_t, leaves, False, True)[1]
 
+            problem.stats.backward_state_size = lam.numel()
             lams, _ = on_interval(lambda_rhs, param_integrand, lam, grid[k + 1], grid[k], rtol, atol, counter, grads)
             lam = lams[-1] + grad_at.get(k, 0)
             _check_finite("state lambda", lam, grid[k])

@@ -135,3 +135,20 @@ def test_time_interleaved_uses_every_rotation_equally_often_for_a_multiple_of_th
     rounds = Counter("".join(order[i:i + 3]) for i in range(0, len(order), 3))
     assert rounds == Counter({"abc": 2, "bca": 2, "cab": 2})
     assert all(Counter(order[i::3]) == Counter({"a": 2, "b": 2, "c": 2}) for i in range(3))  # each slot, each step
+
+
+def test_quiet_compiler_silences_the_compiler_s_loggers_and_warnings_and_restores_them():
+    import logging
+    import warnings
+
+    from nodeutils.compilation import quiet_compiler
+
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    before = logger.level
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with quiet_compiler():
+            assert logger.getEffectiveLevel() == logging.ERROR
+            warnings.warn("from the compiler", UserWarning, stacklevel=1)
+        assert caught == []
+    assert logger.level == before

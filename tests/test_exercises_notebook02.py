@@ -48,13 +48,13 @@ def verdict_of(exercise, answer) -> str:
 def layer_with(body):
     """A layer in the exercise's template whose right-hand side is ``body(model, x, u, p, st) -> (du, new st)``."""
 
-    def neural_ode(model, x, ps, st):
+    def neural_ode(model, x, ps, st, sensealg=None):
         def dudt(t, u, p):
             nonlocal st
             du, st = body(model, x, u, p, st)
             return du
 
-        y = odeint(dudt, x.reshape(-1), SPAN, params=ps, **TSIT5)
+        y = odeint(dudt, x.reshape(-1), SPAN, params=ps, sensealg=sensealg, **TSIT5)
         return y.view(-1, *x.shape), st
 
     return neural_ode
@@ -96,13 +96,49 @@ def detached_parameters(model, x, u, p, st):
     return functional_call(model, {**{k: v.detach() for k, v in p.items()}, **new}, (u.view(x.shape),)).reshape(-1), new
 
 
-def without_nonlocal(model, x, ps, st):
+def without_nonlocal(model, x, ps, st, sensealg=None):
     def dudt(t, u, p):
         st = copied(st)  # noqa: F823 - the mistake under test
         return functional_call(model, {**p, **st}, (u.view(x.shape),)).reshape(-1)
 
-    y = odeint(dudt, x.reshape(-1), SPAN, params=ps, **TSIT5)
+    y = odeint(dudt, x.reshape(-1), SPAN, params=ps, sensealg=sensealg, **TSIT5)
     return y.view(-1, *x.shape), st
+
+
+def outer_parameters(model, x, ps, st, sensealg=None):  # right values, and under discrete backprop p is ps
+    def dudt(t, u, p):
+        nonlocal st
+        st = copied(st)
+        return functional_call(model, {**ps, **st}, (u.view(x.shape),)).reshape(-1)
+
+    y = odeint(dudt, x.reshape(-1), SPAN, params=ps, sensealg=sensealg, **TSIT5)
+    return y.view(-1, *x.shape), st
+
+
+def state_updated_in_place(model, x, ps, st, sensealg=None):  # no nonlocal: one dictionary, updated by every call
+    state = dict(st)
+
+    def dudt(t, u, p):
+        new = copied(state)
+        du = functional_call(model, {**p, **new}, (u.view(x.shape),)).reshape(-1)
+        state.update(new)
+        return du
+
+    y = odeint(dudt, x.reshape(-1), SPAN, params=ps, sensealg=sensealg, **TSIT5)
+    return y.view(-1, *x.shape), state
+
+
+def right(model, x, u, p, st):
+    new = copied(st)
+    return functional_call(model, {**p, **new}, (u.view(x.shape),)).reshape(-1), new
+
+
+def sensealg_ignored(model, x, ps, st, sensealg=None):
+    return layer_with(right)(model, x, ps, st)  # sensealg never reaches odeint
+
+
+def no_sensealg_parameter(model, x, ps, st):
+    return layer_with(right)(model, x, ps, st)
 
 
 @pytest.mark.parametrize(("answer", "phrase"), [
@@ -113,7 +149,11 @@ def without_nonlocal(model, x, ps, st):
     (layer_with(flat_state_to_the_network), "give the network u.view(x.shape)"),
     (layer_with(not_flattened), "return the network's output with .reshape(-1)"),
     (layer_with(detached_parameters), "its gradient with respect to ps is not"),
-    (without_nonlocal, "declares nonlocal st"),
+    (without_nonlocal, "declare nonlocal st"),
+    (outer_parameters, "your gradient with respect to ps is zero"),
+    (state_updated_in_place, "changed during backward"),
+    (sensealg_ignored, "ignored sensealg"),
+    (no_sensealg_parameter, "Keep the template's parameter sensealg=None"),
 ], ids=lambda v: getattr(v, "__name__", None) or str(v)[:20])
 def test_neural_ode_mistakes_get_their_hint(answer, phrase):
     assert phrase in verdict_of(exercises.neural_ode, answer)
@@ -211,6 +251,10 @@ def accepted_steps_shrink(r):
     return torch.clamp(0.9 * r ** (-1 / 5), 0.2, 10.0)
 
 
+def kept_at_one(r):  # torchdiffeq accepts a step at r = 1 but keeps it from shrinking only for r < 1
+    return torch.clamp(torch.maximum(0.9 * r ** (-1 / 5), torch.where(r <= 1, 1.0, 0.2)), max=10.0)
+
+
 def no_lower_bound(r):
     return torch.clamp(0.9 * r ** (-1 / 5), max=10.0)
 
@@ -228,7 +272,8 @@ def one_ratio_at_a_time(r):  # right numbers, but Python decides each one
     (order_four, "exponent 1/4"),
     (no_safety, "The safety factor is missing"),
     (no_upper_bound, "at most 10 times"),
-    (accepted_steps_shrink, "an accepted step (r < 1) must not shrink"),
+    (accepted_steps_shrink, "a step with r < 1 must not shrink"),
+    (kept_at_one, "only when r < 1 (strictly)"),
     (no_lower_bound, "no less than 0.2"),
     (one_ratio_at_a_time, "decides in Python"),
 ], ids=lambda v: getattr(v, "__name__", None) or str(v)[:20])

@@ -132,6 +132,20 @@ def test_function_evaluations_are_counted_forward_and_backward():
             assert stats.nfe_backward > 0
 
 
+def test_the_backward_state_size_is_lambda_plus_the_parameter_integral_only_for_the_interpolating_adjoint():
+    a, u0, _ = linear_problem()
+    f = Linear(a)
+    n_params = sum(p.numel() for p in f.parameters())
+    sizes = {}
+    for alg in (AutogradAdjoint(), InterpolatingAdjoint(), GaussAdjoint(), QuadratureAdjoint()):
+        stats = SolveStats()
+        odeint(f, u0, torch.tensor([0.0, 1.0], dtype=torch.float64), rtol=1e-6, atol=1e-6, sensealg=alg,
+               stats=stats).sum().backward()
+        sizes[type(alg).__name__] = stats.backward_state_size
+    assert sizes == {"AutogradAdjoint": 0, "InterpolatingAdjoint": u0.numel() + n_params,
+                     "GaussAdjoint": u0.numel(), "QuadratureAdjoint": u0.numel()}
+
+
 def test_checkpointing_stores_less_than_the_dense_solution():
     a, u0, _ = linear_problem()
     stored = {}

@@ -20,7 +20,7 @@ from torch.func import functional_call
 
 from ..compilation import explain
 from ..errors import InputError
-from ..sensitivity import odeint
+from ..sensitivity import InterpolatingAdjoint, SensitivityAlgorithm, odeint
 from . import Correct, Exercise, NotYet, same_values, shape_problem
 
 __all__ = ["neural_ode", "unflatten", "step_factor", "reference_step_factor"]
@@ -45,8 +45,8 @@ def _bn_problem() -> tuple[nn.Module, torch.Tensor, dict[str, torch.Tensor], dic
     return model, x, ps, st
 
 
-def _solve(model: nn.Module, x: torch.Tensor, ps: dict, st: dict, *, own_params: bool = False
-           ) -> tuple[torch.Tensor, dict]:
+def _solve(model: nn.Module, x: torch.Tensor, ps: dict, st: dict, *, own_params: bool = False,
+           sensealg: SensitivityAlgorithm | None = None) -> tuple[torch.Tensor, dict]:
     """The reference layer (with ``own_params=True``: the mistake of ignoring ``p``, to recognise it)."""
     own = dict(model.named_parameters())
 
@@ -56,8 +56,25 @@ def _solve(model: nn.Module, x: torch.Tensor, ps: dict, st: dict, *, own_params:
         st = {name: value.clone() for name, value in st.items()}
         return functional_call(model, {**p, **st}, (u.view(x.shape),)).reshape(-1)
 
-    y = odeint(dudt, x.reshape(-1), torch.tensor([0.0, 1.0]), params=ps, method="tsit5", rtol=1e-3, atol=1e-3)
+    y = odeint(dudt, x.reshape(-1), torch.tensor([0.0, 1.0]), params=ps, sensealg=sensealg, method="tsit5",
+               rtol=1e-3, atol=1e-3)
     return y.view(-1, *x.shape), st
+
+
+class _RecordedAdjoint(InterpolatingAdjoint):
+    """The interpolating adjoint with torch.func's vector-Jacobian products, counting its backward passes.
+
+    Under torch.func, f is differentiated with respect to the ``p`` the solver hands it and nothing else, so a
+    right-hand side that reads the parameters from elsewhere gets a zero gradient (as under Lux's adjoints).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(autojacvec="func")
+        self.backward_passes = 0
+
+    def backward(self, problem: Any, record: dict, grad_ys: torch.Tensor) -> tuple[torch.Tensor, list]:
+        self.backward_passes += 1
+        return super().backward(problem, record, grad_ys)
 
 
 def _copy_state(st: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -91,8 +108,9 @@ def _judge_neural_ode(answer: Callable) -> Correct | NotYet:
                           "network's output with .reshape(-1).", error=error)
         raise
     except UnboundLocalError as error:
-        return NotYet("Assigning to st inside dudt makes it a new local variable unless dudt declares nonlocal st "
-                      "first (the template does).", error=error)
+        return NotYet("Assigning to st inside dudt makes st a new local variable of dudt, which is read before it "
+                      "has a value: declare nonlocal st as dudt's first line, so the assignment reaches the layer's "
+                      "st.", error=error)
     if not isinstance(result, tuple) or len(result) != 2:
         return NotYet("neural_ode should return two things, the solution and the state: return y, st.")
     y, st_out = result
@@ -128,9 +146,47 @@ def _judge_neural_ode(answer: Callable) -> Correct | NotYet:
     if any(g is None or not same_values(g, r, rtol=1e-5, atol=1e-7) for g, r in zip(grads, ref)):
         return gradient_hint
     evaluations = int(st_out["1.num_batches_tracked"] - st_given["1.num_batches_tracked"])
-    return Correct(f"The state was threaded through all {evaluations} evaluations of the solve and came back as "
-                   "st', Lux's (x, ps, st) -> (y, st') with a reassigned closure variable, which Python handles "
-                   "with nonlocal.")
+    if (problem := _judge_under_an_adjoint(answer, evaluations)) is not None:
+        return problem
+    return Correct(f"The state was threaded through all {evaluations} evaluations of the forward solve and came "
+                   "back as st', Lux's (x, ps, st) -> (y, st') with a reassigned closure variable (nonlocal in "
+                   "Python); under an adjoint the gradient reached ps through p, and backward left st' as it was.")
+
+
+def _judge_under_an_adjoint(answer: Callable, evaluations: int) -> NotYet | None:
+    """Run the answer under the interpolating adjoint (torch.func VJPs): the gradient, and st' after backward."""
+    model, x, ps, st = _bn_problem()
+    st_given = _copy_state(st)
+    adjoint = _RecordedAdjoint()
+    try:
+        y, st_out = answer(model, x, ps, st, sensealg=adjoint)
+    except TypeError as error:
+        if "sensealg" not in str(error):
+            raise
+        return NotYet("Keep the template's parameter sensealg=None and hand it to odeint: the check also runs your "
+                      "layer under an adjoint.", error=error)
+    after_forward = _copy_state(st_out)
+    if not y.requires_grad:
+        return NotYet("Under an adjoint the solution has no gradient: use p as it comes (no .detach()).")
+    grads = torch.autograd.grad(y[-1].pow(2).sum(), list(ps.values()), allow_unused=True)
+    if adjoint.backward_passes == 0:
+        return NotYet("Your layer ignored sensealg: hand it to odeint (sensealg=sensealg), as the template does.")
+    expected, _ = _solve(model, x, ps, st_given, sensealg=_RecordedAdjoint())
+    ref = torch.autograd.grad(expected[-1].pow(2).sum(), list(ps.values()))
+    if all(g is None or not bool(g.any()) for g in grads):
+        return NotYet("Under an adjoint your gradient with respect to ps is zero: dudt runs the network with "
+                      "parameters from outside (ps or the module's own), not p. An adjoint differentiates f with "
+                      "respect to the p the solver hands dudt, so f must use that p.")
+    if any(g is None or not same_values(g, r, rtol=1e-5, atol=1e-7) for g, r in zip(grads, ref)):
+        return NotYet("Under an adjoint your gradient with respect to ps differs from the layer's: in dudt, run the "
+                      "network with p as it comes, {**p, **copy}.")
+    if not _same_state(st_out, after_forward):
+        count = int(st_out["1.num_batches_tracked"] - st_given["1.num_batches_tracked"])
+        return NotYet(f"The state you returned changed during backward ({evaluations} updates after the forward "
+                      f"solve, {count} after backward): the adjoint evaluates dudt again on its way back, and your "
+                      "dudt updates the returned object in place. Reassign st to a new dictionary instead (nonlocal "
+                      "st), so that the value you returned stays the forward solve's.")
+    return None
 
 
 neural_ode = Exercise(
@@ -140,22 +196,23 @@ neural_ode = Exercise(
     hints=(
         "Two steps inside dudt: st becomes a copy of the state (a new dictionary of cloned tensors), then the network "
         "runs through functional_call with the parameters p and that state together, in one dictionary.",
-        "st = {name: v.clone() for name, v in st.items()}, then du = functional_call(model, {**p, **st}, "
-        "(u.view(x.shape),)).",
+        "nonlocal st first; then st = {name: v.clone() for name, v in st.items()}, and du = "
+        "functional_call(model, {**p, **st}, (u.view(x.shape),)).",
     ),
     solution='''
 from torch.func import functional_call
 from nodeutils import odeint
 
 
-def neural_ode(model, x, ps, st):
+def neural_ode(model, x, ps, st, sensealg=None):
     def dudt(t, u, p):
         nonlocal st
         st = {name: value.clone() for name, value in st.items()}
         du = functional_call(model, {**p, **st}, (u.view(x.shape),))
         return du.reshape(-1)
 
-    y = odeint(dudt, x.reshape(-1), torch.tensor([0.0, 1.0]), params=ps, method="tsit5", rtol=1e-3, atol=1e-3)
+    y = odeint(dudt, x.reshape(-1), torch.tensor([0.0, 1.0]), params=ps, sensealg=sensealg,
+               method="tsit5", rtol=1e-3, atol=1e-3)
     return y.view(-1, *x.shape), st
 ''',
 )
@@ -254,14 +311,15 @@ def reference_step_factor(r: torch.Tensor) -> torch.Tensor:
     return torch.stack(factors).view_as(r)
 
 
-_RATIOS = (0.0, 1e-7, 1e-3, 0.05, 0.3, 0.62, 0.8, 0.99, 1.2, 2.0, 30.0, 1e4)
+_RATIOS = (0.0, 1e-7, 1e-3, 0.05, 0.3, 0.62, 0.8, 0.99, 1.0, 1.2, 2.0, 30.0, 1e4)
 
 
 def _rule(r: torch.Tensor, *, exponent: float = 1 / ORDER, safety: float = SAFETY, upper: bool = True,
-          lower: bool = True, keep_accepted: bool = True) -> torch.Tensor:
+          lower: bool = True, keep_accepted: bool = True, keep_at_one: bool = False) -> torch.Tensor:
     factor = safety / r ** exponent
     if lower:
-        floor = torch.where(r < 1, torch.ones_like(r), torch.full_like(r, DFACTOR)) if keep_accepted else DFACTOR
+        kept = r <= 1 if keep_at_one else r < 1
+        floor = torch.where(kept, torch.ones_like(r), torch.full_like(r, DFACTOR)) if keep_accepted else DFACTOR
         factor = torch.maximum(factor, torch.as_tensor(floor, dtype=r.dtype))
     return torch.clamp(factor, max=IFACTOR) if upper else factor
 
@@ -286,9 +344,11 @@ def _judge_step_factor(answer: Callable) -> Correct | NotYet:
             (dict(safety=1.0), "The safety factor is missing: the rule aims a little low, 0.9 * r ** (-1/5)."),
             (dict(upper=False), "For small ratios your factor exceeds 10: a step may grow by at most 10 times."),
             (dict(lower=False), "For large ratios your factor drops below 0.2: a step may shrink to no less than "
-                                "0.2 of its size, and an accepted step (r < 1) must not shrink at all."),
-            (dict(keep_accepted=False), "For ratios a little below 1 your factor is below 1: an accepted step "
-                                        "(r < 1) must not shrink, so its factor is at least 1."),
+                                "0.2 of its size, and a step with r < 1 must not shrink at all."),
+            (dict(keep_accepted=False), "For ratios a little below 1 your factor is below 1: a step with r < 1 "
+                                        "must not shrink, so its factor is at least 1."),
+            (dict(keep_at_one=True), "At r = 1 your factor is 1, torchdiffeq's is 0.9: it keeps a step from "
+                                     "shrinking only when r < 1 (strictly), although it accepts the step at r = 1."),
         )
         for variant, message in mistakes:
             if same_values(result, _rule(r, **variant), rtol=1e-6, atol=0):
