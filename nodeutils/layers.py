@@ -28,10 +28,10 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.compiler import is_compiling
 from torch.func import functional_call
 
 from .checks import check_bool
-from .compat import is_compiling
 from .errors import InputError
 from .sensitivity import SensitivityAlgorithm, SolveStats, make_sensealg, odeint
 from .solvers import check_method, check_options, check_time_span, check_tolerances

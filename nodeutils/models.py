@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.compiler import is_compiling
 
 from .checks import check_bool, check_choice, check_int
-from .compat import is_compiling
 from .env import pick_device
 from .errors import InputError
 from .initialisation import INITIALISATIONS, lux_init_

@@ -64,11 +64,11 @@ from typing import Any
 import numpy as np
 import torch
 import torchdiffeq
+from torch.compiler import is_compiling
 from torch.func import functional_call
 from torch.utils import _pytree as pytree
 
 from .checks import check_bool, check_choice, check_int, check_number, describe
-from .compat import is_compiling, is_leaf_spec
 from .errors import InputError, NonFiniteStateError
 from .solvers import (
     DEFAULT_MAX_NUM_STEPS,
@@ -234,7 +234,7 @@ def _build_problem(func, params, method, rtol, atol, options, stats, sensealg) -
                 "it out of params and close over it in f"
             )
 
-    if is_leaf_spec(spec):  # params is one tensor: hand it over as it is
+    if spec.is_leaf():  # params is one tensor: hand it over as it is
 
         def rhs(t, u, leaves):
             return func(t, u, leaves[0])
