@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from .checks import check_bool, check_choice, check_folder, check_int, describe
+from .checks import check_bool, check_choice, check_class_indices, check_folder, check_int, describe
 from .errors import DataError, InputError, NodeUtilsWarning
 
 __all__ = [
@@ -319,8 +319,21 @@ def load_mnist(
 
 
 def onehot(labels: torch.Tensor, num_classes: int = 10) -> torch.Tensor:
-    """Labels 0..9 -> float one-hot rows (the tutorial's ``onehotbatch(labels, 0:9)``)."""
-    return torch.nn.functional.one_hot(labels.long(), num_classes).float()
+    """Labels 0..9 -> float one-hot rows (the tutorial's ``onehotbatch(labels, 0:9)``).
+
+    Args:
+        labels: integer class indices, any shape.
+        num_classes: the number of classes (the length of each row).
+
+    Returns:
+        A float32 tensor shaped ``labels.shape + (num_classes,)``.
+
+    Raises:
+        InputError: ``labels`` are not integers in ``0 .. num_classes - 1``.
+    """
+    num_classes = check_int("num_classes", num_classes, minimum=1, hint="MNIST has 10")
+    labels = check_class_indices("labels", labels, num_classes)
+    return torch.nn.functional.one_hot(labels, num_classes).float()
 
 
 def onecold(scores: torch.Tensor) -> torch.Tensor:

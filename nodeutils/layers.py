@@ -31,7 +31,7 @@ from torch import nn
 from torch.compiler import is_compiling
 from torch.func import functional_call
 
-from .checks import check_bool
+from .checks import check_bool, check_module
 from .errors import InputError
 from .sensitivity import SensitivityAlgorithm, SolveStats, make_sensealg, odeint
 from .solvers import check_method, check_options, check_time_span, check_tolerances
@@ -52,6 +52,10 @@ __all__ = [
     "CallCounter",
     "solve_dtype",
 ]
+
+
+_NETWORK = "the network f of du/dt = f(u)"
+_NETWORK_HINT = "e.g. nn.Sequential(nn.Linear(20, 20), nn.Tanh()), or ode_dynamics() from nodeutils.models"
 
 
 def solve_dtype(network: nn.Module, x: torch.Tensor) -> torch.dtype:
@@ -238,7 +242,7 @@ class NeuralODE(nn.Module):
                  sensealg: SensitivityAlgorithm | str | None = None, rtol: float = 1e-3, atol: float = 1e-3,
                  flat_params: bool = False, options: dict | None = None) -> None:
         super().__init__()
-        self.model = model
+        self.model = check_module("model", model, _NETWORK, _NETWORK_HINT)
         self.settings = ODESettings(solver, tspan, sensealg, rtol, atol, flat_params, options)
 
     @property
@@ -305,6 +309,7 @@ def NeuralODECompact(model: nn.Module, solver: str = "tsit5", tspan: Sequence[fl
 
             return layer.settings.solve(dudt, x.to(solve_dtype(layer.model, x)), params).to(x.dtype)
 
+    check_module("model", model, _NETWORK, _NETWORK_HINT)
     settings = ODESettings(solver, tspan, sensealg, rtol, atol, flat_params, options)
     return compact(neural_ode, model=model, settings=settings)
 
@@ -319,7 +324,7 @@ class StatefulModel:
 
     def __init__(self, model: nn.Module, params: dict[str, torch.Tensor] | None = None,
                  state: dict[str, torch.Tensor] | None = None) -> None:
-        self.model = model
+        self.model = check_module("model", model, "the network to call with explicit parameters", _NETWORK_HINT)
         self.params = dict(model.named_parameters()) if params is None else dict(params)
         self.state = {n: b.clone() for n, b in model.named_buffers()} if state is None else dict(state)
 
@@ -342,6 +347,7 @@ class StatefulNeuralODE(NeuralODE):
     def __init__(self, model: nn.Module, solver: str = "tsit5", tspan: Sequence[float] = (0.0, 1.0), *,
                  sensealg: SensitivityAlgorithm | str | None = None, rtol: float = 1e-3, atol: float = 1e-3,
                  flat_params: bool = False, options: dict | None = None) -> None:
+        check_module("model", model, _NETWORK, _NETWORK_HINT)
         super().__init__(model, solver, tspan, sensealg=sensealg, rtol=rtol, atol=atol, flat_params=flat_params,
                          options=options)
         self.state = {n: b.clone() for n, b in model.named_buffers()}

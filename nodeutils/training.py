@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from .checks import (
     check_batch,
     check_bool,
-    check_callable,
+    check_call_signature,
     check_int,
     check_labels,
     check_loader_pair,
@@ -182,6 +182,31 @@ def format_row(epoch: int, epochs: int, seconds: float, train_acc: float, test_a
             f"\tTest Accuracy: {test_acc:.2f}%")
 
 
+#: What ``train`` passes on to :func:`~nodeutils.models.create_model` besides the arguments it names itself.
+MODEL_SETTINGS = ("solver", "rtol", "atol", "tspan", "init", "ode_dtype", "options")
+
+_TRAIN_FIXES = {
+    "model": "train builds the tutorial's model itself and returns it as history.model; choose its layer style "
+             "with layer= and its other settings with " + ", ".join(f"{name}=" for name in MODEL_SETTINGS),
+    "optimizer": "train uses Adam, as the tutorial does; set its learning rate with lr=",
+    "loss": "train minimises the logit cross-entropy, as the tutorial does",
+}
+_TRAIN_FIXES["optimiser"] = _TRAIN_FIXES["optimizer"]
+_TRAIN_FIXES["loss_fn"] = _TRAIN_FIXES["loss"]
+
+
+def _check_model_kwargs(model_kwargs: dict[str, Any]) -> None:
+    """Refuse keyword arguments that neither train nor create_model takes, in train's words."""
+    unknown = sorted(set(model_kwargs) - set(MODEL_SETTINGS))
+    if not unknown:
+        return
+    fixes = [_TRAIN_FIXES[name] for name in unknown if name in _TRAIN_FIXES]
+    fix = "; ".join(fixes) if fixes else (
+        "it accepts layer, device, epochs, batch_size, lr, sensealg, vjp, structured_params, seed, subset, source, "
+        "root, loaders, progress, log and create_model's " + ", ".join(MODEL_SETTINGS))
+    raise InputError(f"train does not take {', '.join(unknown)}: {fix}")
+
+
 def train(
     layer: str = "class",
     *,
@@ -222,7 +247,8 @@ def train(
     structured_params = check_bool("structured_params", structured_params)
     progress = check_bool("progress", progress)
     if log is not None:
-        check_callable("log", log, "a function taking one line of text, such as print, or None")
+        check_call_signature("log", log, 1, "a function taking one line of text, such as print, or None")
+    _check_model_kwargs(model_kwargs)
     if loaders is not None:
         given = [f"{name}={value!r}" for name, value, default in (
             ("batch_size", batch_size, 128), ("subset", subset, "auto"), ("source", source, "embedded"),
