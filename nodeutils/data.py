@@ -293,6 +293,23 @@ def load_mnist(
     from a generator seeded with ``seed``; the test loader keeps its order. ``root`` is the folder of
     the torchvision source (default ``"data"``; the files go to ``root/MNIST/raw``). A test split of
     fewer than 50 images gives a warning: its accuracy would mean little.
+
+    Args:
+        batch_size: images per batch.
+        train_split: the fraction of the images used for training, strictly between 0 and 1.
+        subset: how many images to use: ``"auto"``, an integer, or ``None`` for all.
+        source: ``"embedded"`` (the 5,000 images shipped with the package) or ``"torchvision"`` (all 70,000).
+        root: the torchvision source's folder.
+        download: whether the torchvision source may download missing files.
+        seed: seeds the split and the training loader's shuffling.
+
+    Returns:
+        ``(train_loader, test_loader)``, DataLoaders of ``(images, labels)``: float32 images shaped
+        ``(batch, 1, 28, 28)`` in [0, 1] and int64 labels.
+
+    Raises:
+        InputError: a bad argument.
+        DataError: the data files are missing or corrupt and cannot be downloaded.
     """
     batch_size = check_int("batch_size", batch_size, minimum=1, hint="the tutorial uses 128")
     if isinstance(train_split, bool) or not isinstance(train_split, (int, float)) or not 0.0 < train_split < 1.0:
@@ -337,5 +354,12 @@ def onehot(labels: torch.Tensor, num_classes: int = 10) -> torch.Tensor:
 
 
 def onecold(scores: torch.Tensor) -> torch.Tensor:
-    """One-hot rows or logits -> the index of the largest entry (the tutorial's ``onecold``)."""
+    """One-hot rows or logits -> the index of the largest entry (the tutorial's ``onecold``).
+
+    Args:
+        scores: one-hot rows or scores, classes along the last dimension.
+
+    Returns:
+        The int64 class indices, ``scores.shape[:-1]``.
+    """
     return scores.argmax(dim=-1)

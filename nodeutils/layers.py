@@ -79,7 +79,14 @@ def solve_dtype(network: nn.Module, x: torch.Tensor) -> torch.dtype:
 
 
 def last_state(solution: torch.Tensor) -> torch.Tensor:
-    """Keep the final saved state of a solution shaped (time, batch, ...) (``diffeqsol_to_array``)."""
+    """Keep the final saved state of a solution shaped (time, batch, ...) (``diffeqsol_to_array``).
+
+    Args:
+        solution: the states at the saved times, shaped (time, batch, ...).
+
+    Returns:
+        ``solution[-1]``, shaped (batch, ...).
+    """
     return solution[-1]
 
 
@@ -236,6 +243,19 @@ class NeuralODE(nn.Module):
 
     Returns the states at the two ends of ``tspan`` stacked along a new first dimension; use
     :func:`last_state` to keep the final one. ``sensealg`` chooses how gradients are computed.
+
+    Args:
+        model: the network f of du/dt = f(u), an ``nn.Module``.
+        solver: the ODE solver's name.
+        tspan: the start and end times.
+        sensealg: the sensitivity algorithm, an object or a name (``None``: backprop through the solver).
+        rtol: relative tolerance of the solve.
+        atol: absolute tolerance of the solve.
+        flat_params: whether the solver gets the parameters as one flat vector rather than a dict.
+        options: solver options, as torchdiffeq takes them.
+
+    Raises:
+        InputError: ``model`` is not an ``nn.Module``, or a bad solver setting.
     """
 
     def __init__(self, model: nn.Module, solver: str = "tsit5", tspan: Sequence[float] = (0.0, 1.0), *,
@@ -289,6 +309,16 @@ def compact(fn: Callable[..., Any], **values: Any) -> CompactLayer:
 
     The PyTorch stand-in for Lux's ``@compact(; model, ...) do x, p ... end``. Inside ``fn``, the
     submodules and settings are attributes of ``layer`` (``layer.model``, ``layer.tspan`` ...).
+
+    Args:
+        fn: the layer's forward function, ``fn(layer, x)``.
+        **values: submodules and settings, set as attributes of the layer.
+
+    Returns:
+        The layer, an ``nn.Module``.
+
+    Raises:
+        InputError: ``fn`` is not callable.
     """
     if not callable(fn):
         raise InputError(f"compact() needs a function fn(layer, x); got {type(fn).__name__}")
@@ -298,7 +328,18 @@ def compact(fn: Callable[..., Any], **values: Any) -> CompactLayer:
 def NeuralODECompact(model: nn.Module, solver: str = "tsit5", tspan: Sequence[float] = (0.0, 1.0), *,
                      sensealg: SensitivityAlgorithm | str | None = None, rtol: float = 1e-3, atol: float = 1e-3,
                      flat_params: bool = False, options: dict | None = None) -> CompactLayer:
-    """The Neural ODE written as a compact, function-defined layer (same maths as :class:`NeuralODE`)."""
+    """The Neural ODE written as a compact, function-defined layer (same maths as :class:`NeuralODE`).
+
+    Args:
+        model: the network f of du/dt = f(u), an ``nn.Module``.
+        solver, tspan, sensealg, rtol, atol, flat_params, options: as for :class:`NeuralODE`.
+
+    Returns:
+        The layer, a :class:`CompactLayer`.
+
+    Raises:
+        InputError: ``model`` is not an ``nn.Module``, or a bad solver setting.
+    """
 
     def neural_ode(layer: CompactLayer, x: torch.Tensor) -> torch.Tensor:
         params, as_dict = layer.settings.solver_parameters(layer.model)
@@ -320,6 +361,14 @@ class StatefulModel:
     The counterpart of Lux's ``StatefulLuxLayer``: holds ``params`` (a name -> tensor dict) and
     ``state`` (buffers, e.g. running statistics or counters), applies the network with
     ``torch.func.functional_call``, and keeps any buffer the call updated in ``self.state``.
+
+    Args:
+        model: the network, an ``nn.Module``.
+        params: its parameters by name (default: its own).
+        state: its buffers by name (default: copies of its own).
+
+    Raises:
+        InputError: ``model`` is not an ``nn.Module``.
     """
 
     def __init__(self, model: nn.Module, params: dict[str, torch.Tensor] | None = None,
@@ -342,6 +391,13 @@ class StatefulNeuralODE(NeuralODE):
     After each call, ``self.state`` holds the inner network's buffers as updated by every
     right-hand-side evaluation of the solve (Lux returns them as ``st``). The state is a snapshot
     kept by the layer: it is not copied back into the module's own buffers.
+
+    Args:
+        model: the network f of du/dt = f(u), an ``nn.Module`` (its buffers are the state).
+        solver, tspan, sensealg, rtol, atol, flat_params, options: as for :class:`NeuralODE`.
+
+    Raises:
+        InputError: ``model`` is not an ``nn.Module``, or a bad solver setting.
     """
 
     def __init__(self, model: nn.Module, solver: str = "tsit5", tspan: Sequence[float] = (0.0, 1.0), *,

@@ -91,7 +91,19 @@ def predictions(model: nn.Module, loader: DataLoader,
 
 
 def accuracy(model: nn.Module, loader: DataLoader, device: str | torch.device | None = None) -> float:
-    """Fraction of correctly classified images (model in eval mode; no gradients)."""
+    """Fraction of correctly classified images (model in eval mode; no gradients).
+
+    Args:
+        model: the classifier.
+        loader: yields ``(images, labels)`` batches.
+        device: where to evaluate; it must be the model's device (default: the model's).
+
+    Returns:
+        The accuracy as a fraction in [0, 1].
+
+    Raises:
+        InputError: a model that is not an ``nn.Module``, a device other than the model's, or bad batches.
+    """
     correct = total = 0
     for _, y, predicted in predictions(model, loader, device):
         correct += int((predicted == y.cpu()).sum())
@@ -236,6 +248,30 @@ def train(
     Ctrl-C (or the notebook's interrupt button) stops training: the history returned keeps every
     finished epoch, ``history.interrupted`` says where it stopped, and ``history.model`` holds the
     weights as they were.
+
+    Args:
+        layer: the ODE layer style: ``"class"``, ``"compact"`` or ``"stateful"``.
+        device: where to train (``None``: as ``NODEUTILS_DEVICE`` says).
+        epochs: passes over the training set.
+        batch_size: images per batch.
+        lr: Adam's learning rate.
+        sensealg: the sensitivity algorithm, an object or a name.
+        vjp: the VJP choice for a named ``sensealg``.
+        structured_params: whether the solver gets the parameters in their own shapes rather than one flat vector.
+        seed: seeds the weights, the split and the batch order.
+        subset, source, root: passed to :func:`~nodeutils.data.load_mnist`.
+        loaders: ``(train_loader, test_loader)`` to use instead of loading MNIST.
+        progress: whether to show a progress bar.
+        log: called with each epoch's row of text (``None``: print nothing).
+        **model_kwargs: create_model's ``solver``, ``rtol``, ``atol``, ``tspan``, ``init``, ``ode_dtype``
+            or ``options``.
+
+    Returns:
+        The :class:`TrainingHistory`, with the trained model as ``history.model``.
+
+    Raises:
+        InputError: a bad argument, before anything is trained.
+        TrainingDivergedError: the loss became NaN or infinite.
     """
     epochs = check_int("epochs", epochs, minimum=1, hint="the tutorial trains for 9")
     batch_size = check_int("batch_size", batch_size, minimum=1, hint="the tutorial uses 128")
