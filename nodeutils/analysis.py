@@ -131,18 +131,42 @@ class PCA:
     """Principal-component projection to 2-D, fitted on a set of points (e.g. final hidden states)."""
 
     def __init__(self, points: torch.Tensor, components: int = 2) -> None:
+        """Fit the projection.
+
+        Args:
+            points: a (points, features) tensor of at least two finite points that are not all the same.
+            components: how many principal components to keep.
+
+        Raises:
+            InputError: mis-shaped, non-finite or identical points, or more components than features.
+        """
         if not isinstance(points, torch.Tensor) or points.ndim != 2 or len(points) < 2:
             got = tuple(points.shape) if isinstance(points, torch.Tensor) else type(points).__name__
             raise InputError(f"PCA needs a 2-D tensor of at least two points (points x features); got {got}")
         components = check_int("components", components, minimum=1, maximum=points.shape[1])
         points = points.double()
+        if not bool(torch.isfinite(points).all()):
+            bad = int((~torch.isfinite(points)).any(dim=1).sum())
+            raise InputError(f"PCA's points hold NaN or infinite values ({bad} of {len(points)} points): drop those "
+                             "points (e.g. points[torch.isfinite(points).all(dim=1)]) or find where they came from")
+        if bool((points == points[:1]).all()):  # (their mean may differ from them by a rounding error)
+            raise InputError(f"PCA's {len(points)} points are all identical, so they have no direction of spread to "
+                             "project on: pass points that differ, e.g. the hidden states of several images")
         self.mean = points.mean(dim=0)
         _, singular, vt = torch.linalg.svd(points - self.mean, full_matrices=False)
-        self.components = vt[:components]
         variance = singular**2
+        self.components = vt[:components]
         self.explained = (variance[:components] / variance.sum()).tolist()
 
     def __call__(self, points: torch.Tensor) -> torch.Tensor:
+        """Project ``points`` (..., features) onto the fitted components: (..., components).
+
+        Raises:
+            InputError: ``points`` is not a tensor with as many features as the fitted points.
+        """
+        if not isinstance(points, torch.Tensor) or points.ndim < 1 or points.shape[-1] != len(self.mean):
+            raise InputError(f"PCA was fitted on points with {len(self.mean)} features; got {describe(points)}: "
+                             f"pass a tensor shaped (..., {len(self.mean)})")
         return (points.double() - self.mean) @ self.components.T
 
 
@@ -228,10 +252,12 @@ def binomial_interval(successes: int, trials: int, confidence: float = 0.95) -> 
     With ``successes`` correct answers out of ``trials``, the interval covers the true rate with about the
     stated ``confidence``; it stays inside [0, 1] even at 0 or ``trials`` successes.
     """
-    if not isinstance(trials, int) or trials < 1:
-        raise InputError(f"trials must be a positive integer; got {trials!r}")
-    if not isinstance(successes, int) or not 0 <= successes <= trials:
-        raise InputError(f"successes must be an integer between 0 and trials={trials}; got {successes!r}")
+    trials = check_int("trials", trials, minimum=1, hint="the number of answers, e.g. len(test_set)")
+    successes = check_int("successes", successes, hint="the number of correct answers, e.g. int(correct.sum())")
+    if not 0 <= successes <= trials:
+        raise InputError(f"successes must be an integer between 0 and trials={trials}; got {successes}: count the "
+                         "correct answers among the trials")
+    confidence = check_number("confidence", confidence, positive=False, example="0.95")
     if not 0.0 < confidence < 1.0:
         raise InputError(f"confidence must lie strictly between 0 and 1, like 0.95; got {confidence!r}")
     from statistics import NormalDist

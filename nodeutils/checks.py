@@ -8,6 +8,7 @@ what to pass instead. Booleans are never accepted where a number is expected (``
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 import os
@@ -22,9 +23,9 @@ import torch
 
 from .errors import InputError, NodeUtilsWarning
 
-__all__ = ["check_int", "check_number", "check_bool", "check_choice", "check_callable", "describe", "check_batch",
-           "check_labels", "check_loader_pair", "check_threads", "check_folder",
-           "check_writable_folder"]
+__all__ = ["check_int", "check_number", "check_bool", "check_choice", "check_callable", "check_call_signature",
+           "check_module", "check_index", "check_class_indices", "describe", "check_batch", "check_labels",
+           "check_loader_pair", "check_threads", "check_folder", "check_writable_folder"]
 
 
 _INTERNAL_DIRS = (os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.path.abspath(torch.__file__)))
@@ -126,6 +127,87 @@ def check_callable(name: str, value: Any, what: str) -> Any:
     """``value`` if it is callable; ``what`` says what kind of callable was expected."""
     if not callable(value):
         raise InputError(f"{name} must be {what}; got {describe(value)}")
+    return value
+
+
+def check_call_signature(name: str, value: Any, n_args: int, what: str) -> Any:
+    """``value`` if it is callable with ``n_args`` positional arguments (checked before it is first called).
+
+    Callables whose signature Python cannot read (some built-ins) are accepted as they are.
+
+    Args:
+        name: the argument's name, for the message.
+        value: the callable to check.
+        n_args: how many positional arguments it will be called with.
+        what: what kind of callable was expected, e.g. ``"a function taking one line of text, such as print"``.
+
+    Returns:
+        ``value`` unchanged.
+
+    Raises:
+        InputError: ``value`` is not callable, or cannot take ``n_args`` positional arguments.
+    """
+    check_callable(name, value, what)
+    try:
+        signature = inspect.signature(value)
+    except (TypeError, ValueError):  # no signature to read: find out when it is called
+        return value
+    try:
+        signature.bind(*range(n_args))
+    except TypeError as err:
+        label = getattr(value, "__qualname__", type(value).__name__)
+        raise InputError(f"{name} must be {what}; {label}{signature} cannot be called with {n_args} argument"
+                         f"{'s' * (n_args != 1)} ({err})") from None
+    return value
+
+
+def check_module(name: str, value: Any, what: str, hint: str = "") -> torch.nn.Module:
+    """``value`` if it is a ``torch.nn.Module``; ``what`` says which network was expected.
+
+    Raises:
+        InputError: ``value`` is not an ``nn.Module``.
+    """
+    if not isinstance(value, torch.nn.Module):
+        raise InputError(f"{name} must be {what} (a torch.nn.Module); got {describe(value)}{_fix(hint)}")
+    return value
+
+
+def check_index(name: str, value: Any, length: int, what: str) -> int:
+    """``value`` as an index into ``length`` items (negative indices count from the end, as in Python).
+
+    Raises:
+        InputError: ``value`` is not an integer, or lies outside ``-length .. length - 1``.
+    """
+    value = check_int(name, value)
+    if not -length <= value < length:
+        raise InputError(f"{name}={value} is out of range for {length} {what}: pass an index from 0 to {length - 1} "
+                         f"(or from -{length} to -1, counting from the end; -1 is the last)")
+    return value
+
+
+def check_class_indices(name: str, value: Any, classes: int) -> torch.Tensor:
+    """``value`` as an int64 tensor of class indices ``0 .. classes - 1`` (any shape).
+
+    Integer tensors, NumPy arrays and lists of integers are accepted.
+
+    Raises:
+        InputError: the values are not integers, or one lies outside ``0 .. classes - 1``.
+    """
+    if not isinstance(value, torch.Tensor):
+        try:
+            value = torch.as_tensor(value)
+        except (TypeError, ValueError, RuntimeError):
+            raise InputError(f"{name} must be a tensor of class indices 0..{classes - 1}; got {describe(value)}") \
+                from None
+    if value.dtype == torch.bool or value.is_floating_point() or value.is_complex():
+        raise InputError(f"{name} must hold integer class indices 0..{classes - 1}; got dtype {value.dtype}: "
+                         "convert class numbers with .long()")
+    value = value.long()
+    if value.numel():
+        low, high = (int(v) for v in torch.aminmax(value))
+        if low < 0 or high >= classes:
+            raise InputError(f"{name} holds values from {low} to {high}, but there are {classes} classes "
+                             f"(0..{classes - 1}): pass class indices in that range, or a larger num_classes")
     return value
 
 

@@ -23,10 +23,9 @@ from typing import Any
 import torch
 
 from .checks import check_writable_folder
-from .compat import inductor_default_cache_dir
 from .errors import InputError
 
-__all__ = ["ExplainRow", "explain", "break_category", "time_forward_backward", "time_interleaved", "Ratio", "ratio",
+__all__ = ["ExplainRow", "explain", "break_category", "time_interleaved", "Ratio", "ratio",
            "CompileTiming", "compare_compiled", "solve_outside_try", "quiet_compiler"]
 
 
@@ -35,20 +34,26 @@ def _separate_compile_cache_per_cpu_capability() -> None:
 
     Inductor's cache key does not include that setting: C++ kernels cached under AVX2 fail to build
     when reused with ``ATEN_CPU_CAPABILITY=default``. A folder of its own per setting avoids that.
+    Called by the functions that compile, just before they do (not when the package is imported).
     """
     capability = os.environ.get("ATEN_CPU_CAPABILITY", "").strip()
     if capability and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = f"{inductor_default_cache_dir()}_{capability}"
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = f"{_default_cache_dir()}_{capability}"
 
 
-_separate_compile_cache_per_cpu_capability()
-
-_CACHE_FIX = ("free some space, or point TORCHINDUCTOR_CACHE_DIR at a writable folder (before importing nodeutils), "
+_CACHE_FIX = ("free some space, or point TORCHINDUCTOR_CACHE_DIR at a writable folder, "
               "e.g. TORCHINDUCTOR_CACHE_DIR=/tmp/torchinductor")
 
 
+def _default_cache_dir() -> str:
+    """The folder torch.compile keeps its kernel cache in when ``TORCHINDUCTOR_CACHE_DIR`` is unset."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir  # imported when needed: it loads Inductor
+
+    return default_cache_dir()
+
+
 def _compile_cache_dir() -> str:
-    return os.environ.get("TORCHINDUCTOR_CACHE_DIR") or inductor_default_cache_dir()
+    return os.environ.get("TORCHINDUCTOR_CACHE_DIR") or _default_cache_dir()
 
 
 def _check_compile_cache() -> None:
@@ -167,14 +172,6 @@ def _forward_backward(model: torch.nn.Module, x: torch.Tensor) -> Callable[[], N
     return step
 
 
-def time_forward_backward(model: torch.nn.Module, x: torch.Tensor, repeats: int = 10) -> float:
-    """Median seconds of ``model(x).sum().backward()`` after two warm-up calls.
-
-    One model alone: to compare models, use :func:`time_interleaved`, which spreads machine noise over all of them.
-    """
-    return statistics.median(time_interleaved({"model": _forward_backward(model, x)}, repeats)["model"])
-
-
 def time_interleaved(steps: dict[str, Callable[[], Any]], repeats: int = 10, warmup: int = 2) -> dict[str, list[float]]:
     """Seconds of each call in ``steps``, measured in rounds: every round times each step once.
 
@@ -243,6 +240,7 @@ class CompileTiming:
 def compare_compiled(model: torch.nn.Module, x: torch.Tensor, part: str = "ode.model",
                      repeats: int = 10) -> CompileTiming:
     """Time forward+backward eagerly and with ``torch.compile`` applied to the submodule ``part``, interleaved."""
+    _separate_compile_cache_per_cpu_capability()
     _check_compile_cache()
     owner_name, _, attr = part.rpartition(".")
     owner = model.get_submodule(owner_name)
@@ -317,4 +315,5 @@ def quiet_compiler() -> contextlib.AbstractContextManager[None]:
     Returns:
         A context manager; the loggers' levels and the warning filters are restored when it exits.
     """
+    _separate_compile_cache_per_cpu_capability()  # about to compile: one kernel cache per CPU kernel set
     return _quiet_dynamo()

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from .checks import check_bool, check_choice, check_folder, check_int, describe
+from .checks import check_bool, check_choice, check_class_indices, check_folder, check_int, describe
 from .errors import DataError, InputError, NodeUtilsWarning
 
 __all__ = [
@@ -293,6 +293,23 @@ def load_mnist(
     from a generator seeded with ``seed``; the test loader keeps its order. ``root`` is the folder of
     the torchvision source (default ``"data"``; the files go to ``root/MNIST/raw``). A test split of
     fewer than 50 images gives a warning: its accuracy would mean little.
+
+    Args:
+        batch_size: images per batch.
+        train_split: the fraction of the images used for training, strictly between 0 and 1.
+        subset: how many images to use: ``"auto"``, an integer, or ``None`` for all.
+        source: ``"embedded"`` (the 5,000 images shipped with the package) or ``"torchvision"`` (all 70,000).
+        root: the torchvision source's folder.
+        download: whether the torchvision source may download missing files.
+        seed: seeds the split and the training loader's shuffling.
+
+    Returns:
+        ``(train_loader, test_loader)``, DataLoaders of ``(images, labels)``: float32 images shaped
+        ``(batch, 1, 28, 28)`` in [0, 1] and int64 labels.
+
+    Raises:
+        InputError: a bad argument.
+        DataError: the data files are missing or corrupt and cannot be downloaded.
     """
     batch_size = check_int("batch_size", batch_size, minimum=1, hint="the tutorial uses 128")
     if isinstance(train_split, bool) or not isinstance(train_split, (int, float)) or not 0.0 < train_split < 1.0:
@@ -319,10 +336,30 @@ def load_mnist(
 
 
 def onehot(labels: torch.Tensor, num_classes: int = 10) -> torch.Tensor:
-    """Labels 0..9 -> float one-hot rows (the tutorial's ``onehotbatch(labels, 0:9)``)."""
-    return torch.nn.functional.one_hot(labels.long(), num_classes).float()
+    """Labels 0..9 -> float one-hot rows (the tutorial's ``onehotbatch(labels, 0:9)``).
+
+    Args:
+        labels: integer class indices, any shape.
+        num_classes: the number of classes (the length of each row).
+
+    Returns:
+        A float32 tensor shaped ``labels.shape + (num_classes,)``.
+
+    Raises:
+        InputError: ``labels`` are not integers in ``0 .. num_classes - 1``.
+    """
+    num_classes = check_int("num_classes", num_classes, minimum=1, hint="MNIST has 10")
+    labels = check_class_indices("labels", labels, num_classes)
+    return torch.nn.functional.one_hot(labels, num_classes).float()
 
 
 def onecold(scores: torch.Tensor) -> torch.Tensor:
-    """One-hot rows or logits -> the index of the largest entry (the tutorial's ``onecold``)."""
+    """One-hot rows or logits -> the index of the largest entry (the tutorial's ``onecold``).
+
+    Args:
+        scores: one-hot rows or scores, classes along the last dimension.
+
+    Returns:
+        The int64 class indices, ``scores.shape[:-1]``.
+    """
     return scores.argmax(dim=-1)

@@ -35,6 +35,15 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
 
     The notebooks never name a device, so ``NODEUTILS_DEVICE=cuda`` (or ``auto``) moves all of their
     training to a GPU, e.g. on a Colab GPU runtime, without editing a cell.
+
+    Args:
+        device: ``None``, ``"auto"``, a device name or a ``torch.device``.
+
+    Returns:
+        The ``torch.device``.
+
+    Raises:
+        InputError: an unknown device name, or a CUDA device on a machine without one.
     """
     if isinstance(device, torch.device):  # checked like its name, so torch.device("cuda") without a GPU is refused
         device = str(device)
@@ -109,7 +118,11 @@ def _version(package: str) -> str:
 
 
 def versioninfo(file=None) -> None:
-    """Print versions, CPU and threads, and CUDA details when a GPU is present (the tutorial's appendix)."""
+    """Print versions, CPU and threads, and CUDA details when a GPU is present (the tutorial's appendix).
+
+    Args:
+        file: where to print (default: standard output).
+    """
     print(versioninfo_text(), file=file)
 
 

@@ -28,10 +28,10 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.compiler import is_compiling
 from torch.func import functional_call
 
-from .checks import check_bool
-from .compat import is_compiling
+from .checks import check_bool, check_module
 from .errors import InputError
 from .sensitivity import SensitivityAlgorithm, SolveStats, make_sensealg, odeint
 from .solvers import check_method, check_options, check_time_span, check_tolerances
@@ -52,6 +52,10 @@ __all__ = [
     "CallCounter",
     "solve_dtype",
 ]
+
+
+_NETWORK = "the network f of du/dt = f(u)"
+_NETWORK_HINT = "e.g. nn.Sequential(nn.Linear(20, 20), nn.Tanh()), or ode_dynamics() from nodeutils.models"
 
 
 def solve_dtype(network: nn.Module, x: torch.Tensor) -> torch.dtype:
@@ -75,7 +79,14 @@ def solve_dtype(network: nn.Module, x: torch.Tensor) -> torch.dtype:
 
 
 def last_state(solution: torch.Tensor) -> torch.Tensor:
-    """Keep the final saved state of a solution shaped (time, batch, ...) (``diffeqsol_to_array``)."""
+    """Keep the final saved state of a solution shaped (time, batch, ...) (``diffeqsol_to_array``).
+
+    Args:
+        solution: the states at the saved times, shaped (time, batch, ...).
+
+    Returns:
+        ``solution[-1]``, shaped (batch, ...).
+    """
     return solution[-1]
 
 
@@ -232,13 +243,26 @@ class NeuralODE(nn.Module):
 
     Returns the states at the two ends of ``tspan`` stacked along a new first dimension; use
     :func:`last_state` to keep the final one. ``sensealg`` chooses how gradients are computed.
+
+    Args:
+        model: the network f of du/dt = f(u), an ``nn.Module``.
+        solver: the ODE solver's name.
+        tspan: the start and end times.
+        sensealg: the sensitivity algorithm, an object or a name (``None``: backprop through the solver).
+        rtol: relative tolerance of the solve.
+        atol: absolute tolerance of the solve.
+        flat_params: whether the solver gets the parameters as one flat vector rather than a dict.
+        options: solver options, as torchdiffeq takes them.
+
+    Raises:
+        InputError: ``model`` is not an ``nn.Module``, or a bad solver setting.
     """
 
     def __init__(self, model: nn.Module, solver: str = "tsit5", tspan: Sequence[float] = (0.0, 1.0), *,
                  sensealg: SensitivityAlgorithm | str | None = None, rtol: float = 1e-3, atol: float = 1e-3,
                  flat_params: bool = False, options: dict | None = None) -> None:
         super().__init__()
-        self.model = model
+        self.model = check_module("model", model, _NETWORK, _NETWORK_HINT)
         self.settings = ODESettings(solver, tspan, sensealg, rtol, atol, flat_params, options)
 
     @property
@@ -285,6 +309,16 @@ def compact(fn: Callable[..., Any], **values: Any) -> CompactLayer:
 
     The PyTorch stand-in for Lux's ``@compact(; model, ...) do x, p ... end``. Inside ``fn``, the
     submodules and settings are attributes of ``layer`` (``layer.model``, ``layer.tspan`` ...).
+
+    Args:
+        fn: the layer's forward function, ``fn(layer, x)``.
+        **values: submodules and settings, set as attributes of the layer.
+
+    Returns:
+        The layer, an ``nn.Module``.
+
+    Raises:
+        InputError: ``fn`` is not callable.
     """
     if not callable(fn):
         raise InputError(f"compact() needs a function fn(layer, x); got {type(fn).__name__}")
@@ -294,7 +328,18 @@ def compact(fn: Callable[..., Any], **values: Any) -> CompactLayer:
 def NeuralODECompact(model: nn.Module, solver: str = "tsit5", tspan: Sequence[float] = (0.0, 1.0), *,
                      sensealg: SensitivityAlgorithm | str | None = None, rtol: float = 1e-3, atol: float = 1e-3,
                      flat_params: bool = False, options: dict | None = None) -> CompactLayer:
-    """The Neural ODE written as a compact, function-defined layer (same maths as :class:`NeuralODE`)."""
+    """The Neural ODE written as a compact, function-defined layer (same maths as :class:`NeuralODE`).
+
+    Args:
+        model: the network f of du/dt = f(u), an ``nn.Module``.
+        solver, tspan, sensealg, rtol, atol, flat_params, options: as for :class:`NeuralODE`.
+
+    Returns:
+        The layer, a :class:`CompactLayer`.
+
+    Raises:
+        InputError: ``model`` is not an ``nn.Module``, or a bad solver setting.
+    """
 
     def neural_ode(layer: CompactLayer, x: torch.Tensor) -> torch.Tensor:
         params, as_dict = layer.settings.solver_parameters(layer.model)
@@ -305,6 +350,7 @@ def NeuralODECompact(model: nn.Module, solver: str = "tsit5", tspan: Sequence[fl
 
             return layer.settings.solve(dudt, x.to(solve_dtype(layer.model, x)), params).to(x.dtype)
 
+    check_module("model", model, _NETWORK, _NETWORK_HINT)
     settings = ODESettings(solver, tspan, sensealg, rtol, atol, flat_params, options)
     return compact(neural_ode, model=model, settings=settings)
 
@@ -315,11 +361,19 @@ class StatefulModel:
     The counterpart of Lux's ``StatefulLuxLayer``: holds ``params`` (a name -> tensor dict) and
     ``state`` (buffers, e.g. running statistics or counters), applies the network with
     ``torch.func.functional_call``, and keeps any buffer the call updated in ``self.state``.
+
+    Args:
+        model: the network, an ``nn.Module``.
+        params: its parameters by name (default: its own).
+        state: its buffers by name (default: copies of its own).
+
+    Raises:
+        InputError: ``model`` is not an ``nn.Module``.
     """
 
     def __init__(self, model: nn.Module, params: dict[str, torch.Tensor] | None = None,
                  state: dict[str, torch.Tensor] | None = None) -> None:
-        self.model = model
+        self.model = check_module("model", model, "the network to call with explicit parameters", _NETWORK_HINT)
         self.params = dict(model.named_parameters()) if params is None else dict(params)
         self.state = {n: b.clone() for n, b in model.named_buffers()} if state is None else dict(state)
 
@@ -337,11 +391,19 @@ class StatefulNeuralODE(NeuralODE):
     After each call, ``self.state`` holds the inner network's buffers as updated by every
     right-hand-side evaluation of the solve (Lux returns them as ``st``). The state is a snapshot
     kept by the layer: it is not copied back into the module's own buffers.
+
+    Args:
+        model: the network f of du/dt = f(u), an ``nn.Module`` (its buffers are the state).
+        solver, tspan, sensealg, rtol, atol, flat_params, options: as for :class:`NeuralODE`.
+
+    Raises:
+        InputError: ``model`` is not an ``nn.Module``, or a bad solver setting.
     """
 
     def __init__(self, model: nn.Module, solver: str = "tsit5", tspan: Sequence[float] = (0.0, 1.0), *,
                  sensealg: SensitivityAlgorithm | str | None = None, rtol: float = 1e-3, atol: float = 1e-3,
                  flat_params: bool = False, options: dict | None = None) -> None:
+        check_module("model", model, _NETWORK, _NETWORK_HINT)
         super().__init__(model, solver, tspan, sensealg=sensealg, rtol=rtol, atol=atol, flat_params=flat_params,
                          options=options)
         self.state = {n: b.clone() for n, b in model.named_buffers()}

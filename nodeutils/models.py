@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.compiler import is_compiling
 
 from .checks import check_bool, check_choice, check_int
-from .compat import is_compiling
 from .env import pick_device
 from .errors import InputError
 from .initialisation import INITIALISATIONS, lux_init_
@@ -109,6 +109,26 @@ def create_model(
     and so of the solve (the encoder and decoder stay float32): the default float64 keeps float32 rounding out
     of the solver's step-size decisions, so that a seeded run prints the same numbers on every CPU;
     ``torch.float32`` is the tutorial's all-Float32 model.
+
+    Args:
+        layer: the ODE layer style: ``"class"``, ``"compact"`` or ``"stateful"``.
+        device: where the model lives.
+        structured_params: whether the solver gets the parameters in their own shapes rather than one flat vector.
+        sensealg: the sensitivity algorithm, an object or a name.
+        seed: seeds the initial weights.
+        solver: the ODE solver's name.
+        rtol: relative tolerance of the solve.
+        atol: absolute tolerance of the solve.
+        tspan: the start and end times of the ODE.
+        init: ``"lux"`` or ``"torch"``: how the initial weights are drawn.
+        ode_dtype: ``torch.float64`` or ``torch.float32``: the dtype of the solve.
+        **layer_kwargs: ``options`` for the solver.
+
+    Returns:
+        The model, an ``nn.Sequential`` mapping images (N, 1, 28, 28) to 10 scores per image.
+
+    Raises:
+        InputError: a bad argument, or one create_model does not take.
     """
     layer = check_choice("layer", layer, LAYERS)
     structured_params = check_bool("structured_params", structured_params)
@@ -163,7 +183,14 @@ def check_model(model: object) -> nn.Module:
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Number of trainable scalars."""
+    """Number of trainable scalars.
+
+    Args:
+        model: any ``nn.Module``.
+
+    Returns:
+        The number of scalars in the parameters that require gradients.
+    """
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 

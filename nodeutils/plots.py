@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -9,7 +10,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from .checks import describe
+from .checks import check_index, check_int, describe
 from .errors import InputError
 
 __all__ = [
@@ -40,11 +41,26 @@ def show_digits(
     ncols: int = 8,
     title: str = "MNIST digits",
 ) -> Figure:
-    """A grid of digits, each titled with its label (and prediction; mistakes drawn in red)."""
-    images = torch.as_tensor(images).detach().cpu().reshape(-1, 28, 28).numpy()
-    labels = [int(v) for v in labels]
-    preds = None if predictions is None else [int(v) for v in predictions]
+    """A grid of digits, each titled with its label (and prediction; mistakes drawn in red).
+
+    Args:
+        images: MNIST images shaped (N, 1, 28, 28), (N, 28, 28) or (N, 784), values in [0, 1].
+        labels: one true class per image.
+        predictions: one predicted class per image, or ``None`` to show the labels only.
+        ncols: digits per row.
+        title: the figure's title.
+
+    Returns:
+        The matplotlib Figure.
+
+    Raises:
+        InputError: the images are not 28 x 28 grey-scale images, or the labels (or predictions) are not one per image.
+    """
+    ncols = check_int("ncols", ncols, minimum=1, hint="the number of digits per row, e.g. 8")
+    images = _digit_images(images)
     n = len(images)
+    labels = _one_class_per_image("labels", labels, n)
+    preds = None if predictions is None else _one_class_per_image("predictions", predictions, n)
     nrows = max(1, int(np.ceil(n / ncols)))
     fig, axes = plt.subplots(nrows, ncols, figsize=(1.2 * ncols, 1.35 * nrows + 0.4), squeeze=False)
     for i, ax in enumerate(axes.flat):
@@ -63,6 +79,45 @@ def show_digits(
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def _digit_images(images: object) -> np.ndarray:
+    """Images shaped (N, 1, 28, 28), (N, 28, 28) or (N, 784) (or one (28, 28) image) as an (N, 28, 28) array."""
+    try:
+        array = torch.as_tensor(images).detach().cpu()
+    except (TypeError, ValueError, RuntimeError):
+        raise InputError(f"images must be a tensor of 28 x 28 images; got {describe(images)}") from None
+    shape = tuple(array.shape)
+    if shape == (28, 28):
+        shape = (1, 28, 28)
+    if not (len(shape) == 4 and shape[1:] == (1, 28, 28) or len(shape) == 3 and shape[1:] == (28, 28)
+            or len(shape) == 2 and shape[1] == 784):
+        fix = (": these are colour (RGB) images; show one channel, e.g. images[:, :1], or their mean, "
+               "images.mean(dim=1, keepdim=True)" if len(shape) == 4 and shape[1] == 3 and shape[2:] == (28, 28)
+               else ": pass MNIST images as load_mnist gives them, e.g. images from next(iter(test_loader))")
+        raise InputError(f"images must be shaped (N, 1, 28, 28), (N, 28, 28) or (N, 784); got {tuple(array.shape)}"
+                         f"{fix}")
+    return array.reshape(-1, 28, 28).float().numpy()
+
+
+def _one_class_per_image(name: str, values: object, n_images: int) -> list[int]:
+    """``values`` (a tensor or sequence of class numbers) as a list of ``n_images`` ints."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().reshape(-1).tolist() if values.ndim <= 1 else values
+    if isinstance(values, torch.Tensor) or not isinstance(values, (Sequence, np.ndarray)) or isinstance(values, str):
+        raise InputError(f"{name} must be one class number per image (a 1-D tensor or a list); got {describe(values)}")
+    if len(values) != n_images:
+        fix = (f"pass one for each image, or show only the first {len(values)} images (images[:{len(values)}])"
+               if len(values) < n_images else f"pass as many as there are images, e.g. {name}[:{n_images}]")
+        raise InputError(f"{name} must hold one class number per image: got {len(values)} for {n_images} images; "
+                         f"{fix}")
+    out = []
+    for value in values:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, float, np.floating)) \
+                or not float(value).is_integer():
+            raise InputError(f"{name} must hold integer class numbers; got {describe(value)}")
+        out.append(int(value))
+    return out
 
 
 def show_source(obj: object) -> None:
@@ -85,7 +140,25 @@ def magnitude(value: float) -> str:
     """An error printed as its nearest power of ten (``"~1e-06"`` for 9.2e-7 and for 2.9e-6), stable across machines
     unless the value sits at a half decade; ``inf`` -> "failed".
 
-    The nearest power, not the one below: 0.8 prints as ``"~1e+00"``, not as ten times too small."""
+    The nearest power, not the one below: 0.8 prints as ``"~1e+00"``, not as ten times too small.
+
+    Args:
+        value: a non-negative number (an error or a distance), or NaN / ``inf`` for a failed measurement.
+
+    Returns:
+        The text, e.g. ``"~1e-06"``, ``"0"`` or ``"failed"``.
+
+    Raises:
+        InputError: ``value`` is negative or not a number.
+    """
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise InputError(f"magnitude needs a number (an error or a distance); got {describe(value)}")
+    value = float(value)
+    if value < 0:
+        raise InputError(f"magnitude prints the size of an error, which is never negative; got {value!r}: "
+                         "pass its absolute value, abs(value)")
     if value != value or value == float("inf"):
         return "failed"
     if value == 0:
@@ -145,9 +218,34 @@ def plot_training(history) -> Figure:  # noqa: ANN001 - a nodeutils.training.Tra
 def plot_trajectories(paths: torch.Tensor, labels: Sequence[int], times: Sequence[float], time_index: int = -1,
                       *, ax=None, title: str = "Hidden-state trajectories (PCA of the 20-D state)",  # noqa: ANN001
                       explained: Sequence[float] | None = None) -> Figure:
-    """Paths of projected states (time, image, 2) coloured by class, with a dot at ``times[time_index]``."""
-    paths = torch.as_tensor(paths).detach().cpu().numpy()
-    labels = [int(v) for v in labels]
+    """Paths of projected states (time, image, 2) coloured by class, with a dot at ``times[time_index]``.
+
+    Args:
+        paths: projected states shaped (time, image, 2), e.g. ``PCA(...)`` applied to ``Trajectories.states``.
+        labels: one class per image.
+        times: one time per row of ``paths``.
+        time_index: which time gets the dots (negative counts from the end; -1 is the last).
+        ax: matplotlib Axes to draw into; a new figure when ``None``.
+        title: the plot's title (the time is added below it).
+        explained: fractions of variance of the two components, shown in the axis labels.
+
+    Returns:
+        The Figure drawn into.
+
+    Raises:
+        InputError: mis-shaped ``paths``, a label or time count that does not match, or ``time_index`` out of range.
+    """
+    try:
+        paths = torch.as_tensor(paths).detach().cpu().numpy()
+    except (TypeError, ValueError, RuntimeError):
+        raise InputError(f"paths must be a tensor shaped (time, image, 2); got {describe(paths)}") from None
+    if paths.ndim != 3 or paths.shape[2] != 2:
+        raise InputError(f"paths must be shaped (time, image, 2); got {tuple(paths.shape)}: project the states "
+                         "to 2-D first, e.g. PCA(states[-1])(states)")
+    labels = _one_class_per_image("labels", labels, paths.shape[1])
+    if len(times) != len(paths):
+        raise InputError(f"times must hold one time per row of paths: got {len(times)} times for {len(paths)} rows")
+    time_index = check_index("time_index", time_index, len(times), "times")
     created = ax is None
     fig = plt.figure(figsize=(6.4, 5.2)) if created else ax.figure
     ax = fig.add_subplot() if created else ax

@@ -64,11 +64,11 @@ from typing import Any
 import numpy as np
 import torch
 import torchdiffeq
+from torch.compiler import is_compiling
 from torch.func import functional_call
 from torch.utils import _pytree as pytree
 
 from .checks import check_bool, check_choice, check_int, check_number, describe
-from .compat import is_compiling, is_leaf_spec
 from .errors import InputError, NonFiniteStateError
 from .solvers import (
     DEFAULT_MAX_NUM_STEPS,
@@ -238,7 +238,7 @@ def _build_problem(func, params, method, rtol, atol, options, stats, sensealg) -
                 "it out of params and close over it in f"
             )
 
-    if is_leaf_spec(spec):  # params is one tensor: hand it over as it is
+    if spec.is_leaf():  # params is one tensor: hand it over as it is
 
         def rhs(t, u, leaves):
             return func(t, u, leaves[0])
@@ -703,6 +703,18 @@ def make_sensealg(
     ``vjp`` (default ``"autograd"``) applies to the continuous adjoints (interpolating, quadrature,
     gauss). The discrete (``"autograd"``) and backsolve algorithms get their products from autograd,
     so another ``vjp`` for them is refused rather than ignored.
+
+    Args:
+        name: ``"autograd"``, ``"backsolve"``, ``"interpolating"``, ``"quadrature"``, ``"gauss"`` (or
+            ``"default"``), an algorithm object (returned as it is), or ``None`` for ``"autograd"``.
+        vjp: ``"autograd"``, ``"func"`` or ``"jacobian"``: how vector-Jacobian products are computed.
+        **kwargs: further settings of the algorithm's constructor (e.g. ``checkpointing=True``).
+
+    Returns:
+        The sensitivity algorithm.
+
+    Raises:
+        InputError: an unknown name, a ``vjp`` the algorithm cannot use, or settings it does not take.
     """
     if isinstance(name, type) and issubclass(name, SensitivityAlgorithm):
         raise InputError(f"sensealg must be an algorithm object, not the class {name.__name__}: "
@@ -823,6 +835,25 @@ def odeint(
     and ``stats`` (a :class:`SolveStats` to receive function-evaluation counts). ``y0`` must be a
     float32 or float64 tensor; fixed-step methods (``"euler"``, ``"rk4"`` ...) need
     ``options={"step_size": h}``.
+
+    Args:
+        func: the right-hand side, ``func(t, y)`` (or ``func(t, y, params)`` when ``params`` is given).
+        y0: the initial state, a float32 or float64 tensor.
+        t: increasing (or decreasing) times at which to return the state, starting at the initial time.
+        method: the solver's name (``"tsit5"``, ``"dopri5"`` ...).
+        rtol: relative tolerance of the adaptive step-size control.
+        atol: absolute tolerance of the adaptive step-size control.
+        sensealg: how gradients are computed: an algorithm object, a short name, or ``None`` for backprop.
+        options: solver options, as torchdiffeq takes them.
+        params: explicit parameters (a tensor or a dict/tuple of tensors) passed to ``func`` as its third argument.
+        stats: a :class:`SolveStats` that receives the function-evaluation counts.
+
+    Returns:
+        The states at the times ``t``, stacked along a new first dimension: shape ``(len(t), *y0.shape)``.
+
+    Raises:
+        InputError: a bad argument (shape, dtype, tolerance, method, options, or a ``func`` that does not fit).
+        SolverError: the solve failed (non-finite state, too many steps, or a step size that shrank to nothing).
     """
     sensealg = make_sensealg(sensealg)
     check_state(y0, name="y0")

@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch.compiler import is_compiling
 from torchdiffeq._impl.misc import _check_inputs
 from torchdiffeq._impl.odeint import SOLVERS
 from torchdiffeq._impl.rk_common import RKAdaptiveStepsizeODESolver, _ButcherTableau
 
 from .checks import check_bool, check_callable, check_choice, check_int, check_number, describe
-from .compat import is_compiling
 from .errors import InputError, NonFiniteStateError, StepLimitError, StepSizeUnderflowError
 
 __all__ = [
@@ -197,11 +197,6 @@ def check_tolerances(rtol: float, atol: float) -> None:
     """Raise :class:`InputError` unless both tolerances are positive finite numbers (one number each)."""
     for name, value in (("rtol", rtol), ("atol", atol)):
         check_number(name, value, example="1e-3")
-
-
-#: Floating-point types an ODE state may have. float16 and bfloat16 resolve only 3 and 2 significant
-#: digits: the adaptive step-size control cannot meet even rtol = 1e-3 with them.
-STATE_DTYPES = (torch.float32, torch.float64)
 
 
 def check_state(y0: object, *, name: str = "the initial state") -> torch.Tensor:

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from .checks import (
     check_batch,
     check_bool,
-    check_callable,
+    check_call_signature,
     check_int,
     check_labels,
     check_loader_pair,
@@ -91,7 +91,19 @@ def predictions(model: nn.Module, loader: DataLoader,
 
 
 def accuracy(model: nn.Module, loader: DataLoader, device: str | torch.device | None = None) -> float:
-    """Fraction of correctly classified images (model in eval mode; no gradients)."""
+    """Fraction of correctly classified images (model in eval mode; no gradients).
+
+    Args:
+        model: the classifier.
+        loader: yields ``(images, labels)`` batches.
+        device: where to evaluate; it must be the model's device (default: the model's).
+
+    Returns:
+        The accuracy as a fraction in [0, 1].
+
+    Raises:
+        InputError: a model that is not an ``nn.Module``, a device other than the model's, or bad batches.
+    """
     correct = total = 0
     for _, y, predicted in predictions(model, loader, device):
         correct += int((predicted == y.cpu()).sum())
@@ -182,6 +194,31 @@ def format_row(epoch: int, epochs: int, seconds: float, train_acc: float, test_a
             f"\tTest Accuracy: {test_acc:.2f}%")
 
 
+#: What ``train`` passes on to :func:`~nodeutils.models.create_model` besides the arguments it names itself.
+MODEL_SETTINGS = ("solver", "rtol", "atol", "tspan", "init", "ode_dtype", "options")
+
+_TRAIN_FIXES = {
+    "model": "train builds the tutorial's model itself and returns it as history.model; choose its layer style "
+             "with layer= and its other settings with " + ", ".join(f"{name}=" for name in MODEL_SETTINGS),
+    "optimizer": "train uses Adam, as the tutorial does; set its learning rate with lr=",
+    "loss": "train minimises the logit cross-entropy, as the tutorial does",
+}
+_TRAIN_FIXES["optimiser"] = _TRAIN_FIXES["optimizer"]
+_TRAIN_FIXES["loss_fn"] = _TRAIN_FIXES["loss"]
+
+
+def _check_model_kwargs(model_kwargs: dict[str, Any]) -> None:
+    """Refuse keyword arguments that neither train nor create_model takes, in train's words."""
+    unknown = sorted(set(model_kwargs) - set(MODEL_SETTINGS))
+    if not unknown:
+        return
+    fixes = [_TRAIN_FIXES[name] for name in unknown if name in _TRAIN_FIXES]
+    fix = "; ".join(fixes) if fixes else (
+        "it accepts layer, device, epochs, batch_size, lr, sensealg, vjp, structured_params, seed, subset, source, "
+        "root, loaders, progress, log and create_model's " + ", ".join(MODEL_SETTINGS))
+    raise InputError(f"train does not take {', '.join(unknown)}: {fix}")
+
+
 def train(
     layer: str = "class",
     *,
@@ -211,6 +248,30 @@ def train(
     Ctrl-C (or the notebook's interrupt button) stops training: the history returned keeps every
     finished epoch, ``history.interrupted`` says where it stopped, and ``history.model`` holds the
     weights as they were.
+
+    Args:
+        layer: the ODE layer style: ``"class"``, ``"compact"`` or ``"stateful"``.
+        device: where to train (``None``: as ``NODEUTILS_DEVICE`` says).
+        epochs: passes over the training set.
+        batch_size: images per batch.
+        lr: Adam's learning rate.
+        sensealg: the sensitivity algorithm, an object or a name.
+        vjp: the VJP choice for a named ``sensealg``.
+        structured_params: whether the solver gets the parameters in their own shapes rather than one flat vector.
+        seed: seeds the weights, the split and the batch order.
+        subset, source, root: passed to :func:`~nodeutils.data.load_mnist`.
+        loaders: ``(train_loader, test_loader)`` to use instead of loading MNIST.
+        progress: whether to show a progress bar.
+        log: called with each epoch's row of text (``None``: print nothing).
+        **model_kwargs: create_model's ``solver``, ``rtol``, ``atol``, ``tspan``, ``init``, ``ode_dtype``
+            or ``options``.
+
+    Returns:
+        The :class:`TrainingHistory`, with the trained model as ``history.model``.
+
+    Raises:
+        InputError: a bad argument, before anything is trained.
+        TrainingDivergedError: the loss became NaN or infinite.
     """
     epochs = check_int("epochs", epochs, minimum=1, hint="the tutorial trains for 9")
     batch_size = check_int("batch_size", batch_size, minimum=1, hint="the tutorial uses 128")
@@ -222,7 +283,8 @@ def train(
     structured_params = check_bool("structured_params", structured_params)
     progress = check_bool("progress", progress)
     if log is not None:
-        check_callable("log", log, "a function taking one line of text, such as print, or None")
+        check_call_signature("log", log, 1, "a function taking one line of text, such as print, or None")
+    _check_model_kwargs(model_kwargs)
     if loaders is not None:
         given = [f"{name}={value!r}" for name, value, default in (
             ("batch_size", batch_size, 128), ("subset", subset, "auto"), ("source", source, "embedded"),
