@@ -226,14 +226,12 @@ TORCHDIFFEQ_GIT = "git+https://github.com/rtqichen/torchdiffeq"
 
 
 def torchdiffeq_main_source() -> str:
-    """Where the versions=torchdiffeq-main row installs torchdiffeq from."""
-    chosen = os.environ.get("TORCHDIFFEQ_MAIN")
-    if chosen:
-        return chosen
-    for candidate in TORCHDIFFEQ_MAIN_SOURCES:
-        if Path(candidate).is_file():
-            return str(Path(candidate).resolve())
-    return TORCHDIFFEQ_GIT
+    """The requirement the versions=torchdiffeq-main row installs torchdiffeq from (``torchdiffeq @ <where>``)."""
+    where = os.environ.get("TORCHDIFFEQ_MAIN") or next(
+        (Path(c).resolve().as_uri() for c in TORCHDIFFEQ_MAIN_SOURCES if Path(c).is_file()), TORCHDIFFEQ_GIT)
+    if Path(where).is_file():
+        where = Path(where).resolve().as_uri()
+    return f"torchdiffeq @ {where}"
 
 
 @nox.session(name="versions=torchdiffeq-main", python=THIS_PYTHON, venv_params=SEED, tags=["versions"])
