@@ -146,6 +146,8 @@ def _quiet_dynamo() -> Iterator[None]:
 
 def explain(name: str, fn: Callable[..., Any], *args: Any) -> ExplainRow:
     """Trace ``fn(*args)`` with TorchDynamo (nothing is compiled) and count graphs and breaks."""
+    # tracing writes Inductor's default cache folder into the environment, which a later compile would then keep
+    _separate_compile_cache_per_cpu_capability()
     torch._dynamo.reset()
     with _quiet_dynamo():
         report = torch._dynamo.explain(fn)(*args)

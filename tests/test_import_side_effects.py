@@ -55,6 +55,17 @@ def test_the_compile_cache_folder_is_chosen_per_cpu_capability_when_compiling(mo
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == "/tmp/chosen-by-the-user"
 
 
+def test_explain_keeps_the_compile_cache_folder_per_cpu_capability(monkeypatch):
+    import torch
+
+    from nodeutils import compilation
+
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "default")
+    compilation.explain("a sum", lambda t: t.sum(), torch.ones(3))  # tracing loads Inductor, which sets the folder
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == compilation._default_cache_dir() + "_default"
+
+
 def test_the_default_compile_cache_folder_is_torch_compiles_own(monkeypatch):
     from torch._inductor.runtime.cache_dir_utils import default_cache_dir
 
