@@ -240,8 +240,9 @@ def _judge_euler_solve(answer: Callable) -> Correct | NotYet:
     listed = ", ".join(f"{e:.3g}" for e in errors)
     return Correct(f"Against an accurate solve, u(1) is off by {listed} with n = "
                    f"{', '.join(map(str, _BLOCKS))} blocks: four times the blocks, a quarter of the error, because "
-                   f"Euler's method is first order. Tsit5 at rtol = atol = 1e-3 is off by {tsit5_error:.3g} after "
-                   f"{tsit5_calls} calls of f; Euler needs {blocks:,} blocks, {blocks:,} calls of f, to do as well.")
+                   f"Euler's method is first order. Tsit5 at rtol = atol = 1e-3 is off by {tsit5_error:.3g} "
+                   f"(the tolerance bounds each step's error estimate, not the error at t = 1) after {tsit5_calls} "
+                   f"calls of f; Euler needs {blocks:,} blocks, {blocks:,} calls of f, to do as well.")
 
 
 euler_solve = Exercise(
