@@ -21,7 +21,8 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TEST_TOOLS = ("pytest", "nbval")  # from the dev extra: what the tests themselves need
+TEST_TOOLS = ("pytest", "nbval", "nbclient")  # from the dev extra: what the tests themselves need (nbclient: the
+# exercise test runs notebook copies)
 SHOWN = ("torch", "torchvision", "torchdiffeq", "numpy", "matplotlib", "ipywidgets", "tqdm", "pytest", "nbval")
 
 

@@ -112,7 +112,7 @@ def test_euler_step_placeholder_is_not_answered():
     (summed_over_features, "returned a tensor of shape (4,), but the result should have shape (4, 3)"),
     (broadcast_to_a_square, "returned a tensor of shape (4, 4, 3), but the result should have shape (4, 3)"),
     (forgot_return, "returned None: end the function with `return`"),
-    (transposed, "your code raised RuntimeError: mat1 and mat2 shapes cannot be multiplied (3x4 and 3x3) "
+    (transposed, "mat1 and mat2 shapes cannot be multiplied (3x4 and 3x3) "
                  "(line 2: return u + h * f(u.T)). Your code reshaped a tensor"),
     (forgot_to_call_f, "your code raised TypeError: unsupported operand type(s) for *: 'float' and 'function' "
                        "(line 2: return u + h * f). f is a function: call it"),
