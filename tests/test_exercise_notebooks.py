@@ -223,6 +223,6 @@ def test_the_harness_runs_a_notebook_in_a_fresh_kernel(tmp_path, monkeypatch):
     assert printed(stored_cell) == printed(nb.cells[4])
     report = printed(raising_cell)
     assert all(o.output_type == "stream" for o in raising_cell.outputs)  # the cell did not fail
-    assert "your code raised RuntimeError: mat1 and mat2 shapes cannot be multiplied (3x4 and 3x3) " \
-           "(line 2: k = f(u.T)). " in report
+    assert "your code raised RuntimeError: " in report  # torch 2.15 prefixes its shape message with "mm: "
+    assert "mat1 and mat2 shapes cannot be multiplied (3x4 and 3x3) (line 2: k = f(u.T)). " in report
     assert report.count("\n") == 1 and "Traceback" not in report and "ipykernel" not in report and "/" not in report
