@@ -3,15 +3,11 @@
 Lux and PyTorch both draw a dense layer's weights and bias from uniform distributions U(-b, b) whose
 width shrinks with the number of inputs (``fan_in``), but not with the same b:
 
-=================  ===========================================  ======================
-                   weight                                       bias
-=================  ===========================================  ======================
-Lux ``Dense``      b = gain * sqrt(3 / fan_in)                  b = 1 / sqrt(fan_in)
-PyTorch ``Linear`` b = 1 / sqrt(fan_in)                         b = 1 / sqrt(fan_in)
-=================  ===========================================  ======================
+* Lux ``Dense``: weight bound b = gain * sqrt(3 / fan_in), bias bound b = 1 / sqrt(fan_in);
+* PyTorch ``nn.Linear``: weight bound b = 1 / sqrt(fan_in), bias bound b = 1 / sqrt(fan_in).
 
 Lux's gain depends on the layer's activation (``Utils.calculate_gain`` in Lux.jl): 5/3 for ``tanh``,
-1 for ``identity`` (no activation) and for most others. So a tanh layer starts sqrt(3) * 5/3 = 2.9
+1 for ``identity`` (no activation) and for most others. So a tanh layer's weights start sqrt(3) * 5/3 = 2.9
 times wider in Lux than in PyTorch, and a layer without activation sqrt(3) = 1.7 times wider.
 """
 
