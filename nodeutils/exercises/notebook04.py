@@ -81,6 +81,21 @@ def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-12)
 
 
+#: The value a typical mistake gives (a key of _spread_parts) and the hint it gets, in the order they are checked.
+_SPREAD_MISTAKES = (
+    ("by_state", "You averaged the distance to the class centre over all states, so large classes weigh more. Take "
+                 "the mean within each class first, then average those means over the classes."),
+    ("squared", "You used squared distances. The class spread uses distances: .norm(dim=1) of each state's offset "
+                "from the centre, without squaring."),
+    ("inverted", "Your ratio is upside down: the within-class distance goes on top, the distance to the centre of "
+                 "all states below, so tight classes give a small spread."),
+    ("within_only", "You returned the within-class distance alone. Divide it by the mean distance of all states "
+                    "from their common centre, so that the spread does not depend on the scale."),
+    ("overall_only", "You returned the mean distance to the centre of all states; it is the denominator. The "
+                     "numerator is the mean distance to each state's own class centre, averaged over the classes."),
+)
+
+
 def _judge_spread(answer: Callable) -> Correct | NotYet:
     """Run ``answer(states, labels)`` on two seeded sets (one with absent digits); name a known mistake."""
     for index, (states, labels) in enumerate(_spread_cases()):
@@ -99,22 +114,9 @@ def _judge_spread(answer: Callable) -> Correct | NotYet:
             absent = " (here some digits have no states at all)" if index == 1 else ""
             return NotYet(f"Your result is NaN: the mean over an empty class is NaN{absent}. Loop over the classes "
                           "present, labels.unique(), not over range(10).")
-        if _close(value, parts["by_state"]):
-            return NotYet("You averaged the distance to the class centre over all states, so large classes weigh "
-                          "more. Take the mean within each class first, then average those means over the classes.")
-        if _close(value, parts["squared"]):
-            return NotYet("You used squared distances. The class spread uses distances: .norm(dim=1) of each "
-                          "state's offset from the centre, without squaring.")
-        if _close(value, parts["inverted"]):
-            return NotYet("Your ratio is upside down: the within-class distance goes on top, the distance to the "
-                          "centre of all states below, so tight classes give a small spread.")
-        if _close(value, parts["within_only"]):
-            return NotYet("You returned the within-class distance alone. Divide it by the mean distance of all "
-                          "states from their common centre, so that the spread does not depend on the scale.")
-        if _close(value, parts["overall_only"]):
-            return NotYet("You returned the mean distance to the centre of all states; it is the denominator. "
-                          "The numerator is the mean distance to each state's own class centre, averaged over "
-                          "the classes.")
+        for part, hint in _SPREAD_MISTAKES:
+            if _close(value, parts[part]):
+                return NotYet(hint)
         return NotYet(f"Your spread is {value:.4g}; the class spread of these states is {parts['reference']:.4g}. "
                       "Check each part: per class, the mean distance (.norm(dim=1)) to the class mean; the "
                       "average over classes; divided by the mean distance to the mean of all states.")
