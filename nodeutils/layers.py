@@ -69,6 +69,14 @@ class LastState(nn.Module):
     """:func:`last_state` as a layer, for use inside ``nn.Sequential``."""
 
     def forward(self, solution: torch.Tensor) -> torch.Tensor:
+        """Keep the final state.
+
+        Args:
+            solution: the states at the saved times, shaped (time, batch, ...).
+
+        Returns:
+            ``solution[-1]``, shaped (batch, ...).
+        """
         return last_state(solution)
 
 
@@ -101,18 +109,37 @@ class NeuralODE(nn.Module):
 
     @property
     def stats(self) -> SolveStats:
+        """Function-evaluation counts of the latest solve (and of its backward pass)."""
         return self.settings.stats
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Solve from u(t0) = x, in the network's dtype.
+
+        Args:
+            x: the initial state, shaped (batch, features).
+
+        Returns:
+            The states at both ends of ``tspan`` in ``x``'s dtype, shaped (2, batch, features).
+
+        Raises:
+            InputError: ``x`` does not fit the solve (e.g. an empty batch, or on another device than the network).
+            SolverError: the solve failed (non-finite state, too many steps, step size underflow).
+        """
         # solved in the network's dtype (float64 in create_model's model), returned in the input's
         return self.settings.solve_network(self.model, x)
 
     def extra_repr(self) -> str:
+        """The solver settings, shown by ``print(layer)``."""
         return repr(self.settings)
 
 
 class CompactLayer(nn.Module):
-    """A layer made by :func:`compact`: ``forward(x)`` calls ``fn(self, x)``."""
+    """A layer made by :func:`compact`: ``forward(x)`` calls ``fn(self, x)``.
+
+    Args:
+        fn: the layer's forward function, ``fn(layer, x)``.
+        values: name -> submodule or setting, set as attributes of the layer.
+    """
 
     def __init__(self, fn: Callable[..., Any], values: dict[str, Any]) -> None:
         super().__init__()
@@ -121,6 +148,14 @@ class CompactLayer(nn.Module):
             setattr(self, name, value)  # modules are registered as submodules, the rest stay attributes
 
     def forward(self, x: torch.Tensor) -> Any:
+        """Call ``fn(self, x)``.
+
+        Args:
+            x: the layer's input.
+
+        Returns:
+            What ``fn`` returns.
+        """
         return self._fn(self, x)
 
     @property
@@ -129,6 +164,7 @@ class CompactLayer(nn.Module):
         return self.settings.stats
 
     def extra_repr(self) -> str:
+        """The function's name, shown by ``print(layer)``."""
         return f"fn={getattr(self._fn, '__qualname__', self._fn)!r}"
 
 
@@ -201,6 +237,16 @@ class StatefulModel:
         self.state = {n: b.clone() for n, b in model.named_buffers()} if state is None else dict(state)
 
     def __call__(self, x: torch.Tensor, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Apply the network to ``x`` with explicit parameters and the current state; keep the updated state.
+
+        Args:
+            x: the network's input.
+            params: name -> tensor for this call (default: ``self.params``); a parameter it does not name is the
+                module's own.
+
+        Returns:
+            The network's output.
+        """
         state = {n: b.clone() for n, b in self.state.items()}
         out = functional_call(self.model, {**(self.params if params is None else params), **state}, (x,),
                               tie_weights=False)
@@ -232,6 +278,18 @@ class StatefulNeuralODE(NeuralODE):
         self.state = {n: b.clone() for n, b in model.named_buffers()}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Solve from u(t0) = x, in the network's dtype, and keep the updated buffers in ``self.state``.
+
+        Args:
+            x: the initial state, shaped (batch, features).
+
+        Returns:
+            The states at both ends of ``tspan`` in ``x``'s dtype, shaped (2, batch, features).
+
+        Raises:
+            InputError: ``x`` does not fit the solve (e.g. an empty batch, or on another device than the network).
+            SolverError: the solve failed (non-finite state, too many steps, step size underflow).
+        """
         params, as_dict = self.settings.solver_parameters(self.model)
         state = {name: value.to(x.device) for name, value in self.state.items()}  # follows the input's device
         stateful = StatefulModel(self.model, state=state)
@@ -252,7 +310,20 @@ LAYERS: dict[str, Callable[..., nn.Module]] = {
 
 
 def make_ode_layer(layer: str, model: nn.Module, **kwargs: Any) -> nn.Module:
-    """Build one of the three layer styles by name: ``"class"``, ``"compact"`` or ``"stateful"``."""
+    """Build one of the three layer styles by name.
+
+    Args:
+        layer: ``"class"``, ``"compact"`` or ``"stateful"`` (the keys of ``LAYERS``).
+        model: the network f of du/dt = f(u), an ``nn.Module``.
+        **kwargs: the layer's settings (``solver``, ``tspan``, ``sensealg``, ``rtol`` ...), as for
+            :class:`NeuralODE`.
+
+    Returns:
+        The layer.
+
+    Raises:
+        InputError: an unknown ``layer``, or a bad setting.
+    """
     if layer not in LAYERS:
         raise InputError(f"unknown layer {layer!r}: choose one of {', '.join(LAYERS)}")
     return LAYERS[layer](model, **kwargs)
