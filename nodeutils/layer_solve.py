@@ -113,6 +113,10 @@ class ODESettings:
 
         Returns:
             The states at both ends of ``tspan``, shaped (2, batch, features).
+
+        Raises:
+            InputError: ``x`` does not fit the solve (e.g. an empty batch, or on another device than the network).
+            SolverError: the solve failed (non-finite state, too many steps, step size underflow).
         """
         params, as_dict = self.solver_parameters(network)
         with BoundNetwork(network, params, as_dict) as bound:

@@ -129,7 +129,11 @@ class NeuralODE(nn.Module):
         return self.settings.solve_network(self.model, x)
 
     def extra_repr(self) -> str:
-        """The solver settings, shown by ``print(layer)``."""
+        """Extra text for ``print(layer)``.
+
+        Returns:
+            The solver settings, e.g. ``solver='tsit5', tspan=(0.0, 1.0), rtol=0.001, atol=0.001, sensealg=...``.
+        """
         return repr(self.settings)
 
 
@@ -164,7 +168,11 @@ class CompactLayer(nn.Module):
         return self.settings.stats
 
     def extra_repr(self) -> str:
-        """The function's name, shown by ``print(layer)``."""
+        """Extra text for ``print(layer)``.
+
+        Returns:
+            ``fn='...'``, the name of the layer's function.
+        """
         return f"fn={getattr(self._fn, '__qualname__', self._fn)!r}"
 
 
