@@ -21,6 +21,9 @@ from typing import Any
 
 import torch
 
+from .checks import check_callable
+from .errors import InputError
+
 __all__ = ["ExplainRow", "explain", "break_category", "quiet_compiler"]
 
 
@@ -165,6 +168,9 @@ def explain(name: str, fn: Callable[..., Any], *args: Any) -> ExplainRow:
         The row of graphs, breaks and their reasons.
     """
     # tracing writes Inductor's default cache folder into the environment, which a later compile would then keep
+    if not isinstance(name, str):
+        raise InputError(f"name must be a string labelling the row, like 'the ODE layer'; got {name!r}")
+    check_callable("fn", fn, "the function to trace, e.g. model.ode or a lambda: model(x)")
     _separate_compile_cache_per_cpu_capability()
     torch._dynamo.reset()
     with _quiet_dynamo():

@@ -253,7 +253,9 @@ def load_arrays(
         if root is not None:
             raise InputError(f"root={str(root)!r} is only used by source='torchvision' (the embedded images ship "
                              "inside nodeutils): drop root, or pass source='torchvision'")
-        images, labels = _read_embedded(path or EMBEDDED_PATH)
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise InputError(f"path must be the path of an .npz file like the embedded one; got {describe(path)}")
+        images, labels = _read_embedded(EMBEDDED_PATH if path is None else Path(path))
         order = np.random.default_rng(SHUFFLE_SEED).permutation(len(labels))
         images, labels = images[order], labels[order]
     else:

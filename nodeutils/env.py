@@ -142,6 +142,9 @@ def versioninfo(file: TextIO | None = None) -> None:
     Args:
         file: an open text file to print to (default: standard output).
     """
+    if file is not None and not callable(getattr(file, "write", None)):
+        raise InputError(f"file must be an open text file (something with .write), such as sys.stdout or "
+                         f"open('versions.txt', 'w'); got {file!r}")
     print(versioninfo_text(), file=file)
 
 

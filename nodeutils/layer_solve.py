@@ -16,7 +16,7 @@ from torch import nn
 from torch.compiler import is_compiling
 from torch.func import functional_call
 
-from .checks import check_bool, check_method, check_options, check_time_span, check_tolerances
+from .checks import check_bool, check_method, check_options, check_state, check_time_span, check_tolerances
 from .sensitivity import SensitivityAlgorithm, SolveStats, make_sensealg, odeint
 
 __all__ = ["ODESettings", "BoundNetwork", "solve_dtype"]
@@ -115,9 +115,10 @@ class ODESettings:
             The states at both ends of ``tspan``, shaped (2, batch, features).
 
         Raises:
-            InputError: ``x`` does not fit the solve (e.g. an empty batch, or on another device than the network).
+            InputError: ``x`` is not a float tensor, or does not fit the solve (an empty batch, another device).
             SolverError: the solve failed (non-finite state, too many steps, step size underflow).
         """
+        check_state(x, name="the input of the ODE layer")
         params, as_dict = self.solver_parameters(network)
         with BoundNetwork(network, params, as_dict) as bound:
 

@@ -211,5 +211,8 @@ def ode_stats(model: nn.Module) -> SolveStats:
 
     Returns:
         ``model.ode.stats``, updated by every forward (and backward) pass.
+
+    Raises:
+        InputError: ``model`` was not built by :func:`create_model`.
     """
-    return model.ode.stats
+    return check_model(model).ode.stats

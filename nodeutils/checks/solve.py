@@ -150,7 +150,8 @@ def check_state(y0: object, *, name: str = "the initial state") -> torch.Tensor:
         InputError: ``y0`` is not a tensor, is empty, or its dtype is not float32 or float64.
     """
     if not isinstance(y0, torch.Tensor):
-        fix = ": convert it with torch.as_tensor(y0, dtype=torch.float32)" if isinstance(y0, (np.ndarray, list)) else ""
+        convertible = isinstance(y0, (np.ndarray, list))
+        fix = ": convert it with torch.as_tensor(..., dtype=torch.float32)" if convertible else ""
         raise InputError(f"{name} must be a tensor; got {type(y0).__name__}{fix}")
     if y0.dtype in (torch.float16, torch.bfloat16):
         raise InputError(
