@@ -54,7 +54,7 @@ def solver_settings(model: nn.Module, **changes: object) -> Iterator[None]:
         **changes: new values for ``tspan``, ``rtol``, ``atol``, ``solver`` or ``options``.
 
     Yields:
-        Nothing: inside the ``with`` block the model solves with the new settings; on leaving it (also by an
+        None. Inside the ``with`` block the model solves with the new settings; on leaving it (also by an
         error) the old ones are restored.
 
     Raises:
@@ -122,8 +122,8 @@ def hidden_trajectories(model: nn.Module, images: torch.Tensor, labels: torch.Te
         n_times: how many times from the start to the end of the model's ``tspan``, at least 2.
 
     Returns:
-        On the CPU: ``times`` (n_times,) float64, ``states`` (n_times, N, 20), ``labels`` (N,) int64 and the
-        model's ``predictions`` (N,) from the final states.
+        The trajectories on the CPU, with ``times`` (n_times,) float64, ``states`` (n_times, N, 20), ``labels``
+        (N,) int64 and the model's ``predictions`` (N,) from the final states.
 
     Raises:
         InputError: a bad ``n_times``, not such a model, bad images, or labels that are not one class per image.
@@ -154,7 +154,7 @@ def predict(model: nn.Module, loader: DataLoader) -> tuple[torch.Tensor, torch.T
         loader: yields ``(images, labels)`` batches.
 
     Returns:
-        ``(images, truth, predicted)``, concatenated over the batches: the images as the loader gives them,
+        ``(images, truth, predicted)`` concatenated over the batches, the images as the loader gives them
         and the true and predicted labels as int64 tensors shaped (N,).
 
     Raises:

@@ -3,7 +3,7 @@
 :func:`integrate` is the one place where nodeutils runs a solver. It checks the inputs (with
 :mod:`nodeutils.checks.solve`), counts function evaluations, turns torchdiffeq's bare assertions into errors that
 say what to do, and can record the dense solution (every accepted step and its interpolating polynomial, a
-:class:`DenseSolution`), which the interpolating and Gauss adjoints of :mod:`nodeutils.sensitivity` read.
+:class:`DenseSolution`), which the continuous adjoints of :mod:`nodeutils.sensitivity` read.
 The solvers themselves are torchdiffeq's, and nodeutils' Tsit5 (:mod:`nodeutils.tsit5`).
 """
 
@@ -259,7 +259,7 @@ def integrate(
             traced graphs unchanged).
 
     Returns:
-        ``(states, dense)``: the states at ``t``, shape ``(len(t), *y0.shape)``, and the dense solution
+        ``(states, dense)``, the states at ``t`` (shape ``(len(t), *y0.shape)``) and the dense solution
         (``None`` unless ``dense=True``).
 
     Raises:

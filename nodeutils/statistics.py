@@ -198,7 +198,7 @@ def fit_linear_readout(states: torch.Tensor, labels: torch.Tensor, classes: int 
         iterations: the number of Newton steps, at least 1.
 
     Returns:
-        The readout: ``weight`` (classes, states' columns) and ``bias`` (classes,), float64 on the CPU, with
+        The readout, with ``weight`` (classes, states' columns) and ``bias`` (classes,), float64 on the CPU, with
         the training ``loss`` and the final ``gradient_norm``.
 
     Raises:

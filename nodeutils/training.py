@@ -101,7 +101,7 @@ def predictions(model: nn.Module, loader: DataLoader,
         device: where to evaluate; it must be the model's device (default: the model's).
 
     Yields:
-        ``(images, labels, predicted)`` per batch: the images as the loader gives them, the checked labels, and
+        ``(images, labels, predicted)`` per batch, with the images as the loader gives them, the checked labels, and
         the predicted labels (int64, on the CPU).
 
     Raises:

@@ -48,7 +48,7 @@ def tsit5_dense_weights(theta: float) -> list[float]:
         theta: the fraction of the step.
 
     Returns:
-        The 7 weights: the solution at ``t0 + theta * dt`` is ``y0 + dt * sum(b_i(theta) * k_i)``.
+        The 7 weights, with which the solution at ``t0 + theta * dt`` is ``y0 + dt * sum(b_i(theta) * k_i)``.
     """
     t = theta
     return [

@@ -131,7 +131,7 @@ def odeint(
         stats: a :class:`SolveStats` that receives the function-evaluation counts.
 
     Returns:
-        The states at the times ``t``, stacked along a new first dimension: shape ``(len(t), *y0.shape)``.
+        The states at the times ``t``, stacked along a new first dimension, shape ``(len(t), *y0.shape)``.
 
     Raises:
         InputError: a bad argument (shape, dtype, tolerance, method, options, or a ``func`` that does not fit).

@@ -32,7 +32,7 @@ def kronrod15_rule() -> tuple[list[float], list[float], list[float]]:
     """Nodes on [-1, 1], Kronrod-15 weights and embedded Gauss-7 weights (0 off the Gauss nodes).
 
     Returns:
-        ``(nodes, kronrod_weights, gauss_weights)``: 15 nodes in increasing order and each rule's weight per node.
+        ``(nodes, kronrod_weights, gauss_weights)``, 15 nodes in increasing order and each rule's weight per node.
     """
     nodes = [-x for x in _XGK[:-1]] + [0.0] + _XGK[:-1][::-1]
     wk = _WGK[:-1] + [_WGK[-1]] + _WGK[:-1][::-1]
@@ -124,7 +124,7 @@ def gauss_legendre(n: int) -> tuple[list[float], list[float]]:
         n: the number of nodes, a positive integer.
 
     Returns:
-        ``(fractions, weights)``: two lists of n floats, the fractions in increasing order.
+        ``(fractions, weights)``, two lists of n floats, the fractions in increasing order.
     """
     x, w = np.polynomial.legendre.leggauss(n)
     return ((x + 1) / 2).tolist(), (w / 2).tolist()
