@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -12,6 +13,12 @@ from matplotlib.figure import Figure
 
 from .checks import check_index, check_int, describe
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from .probing import ToleranceResult
+    from .training import TrainingHistory
 
 __all__ = [
     "show_digits",
@@ -49,7 +56,8 @@ def show_digits(
         The matplotlib Figure.
 
     Raises:
-        InputError: the images are not 28 x 28 grey-scale images, or the labels (or predictions) are not one per image.
+        InputError: the images are not 28 x 28 grey-scale images, the labels (or predictions) are not one per image,
+            or ``ncols`` is below 1.
     """
     ncols = check_int("ncols", ncols, minimum=1, hint="the number of digits per row, e.g. 8")
     images = _digit_images(images)
@@ -115,8 +123,18 @@ def _one_class_per_image(name: str, values: object, n_images: int) -> list[int]:
     return out
 
 
-def plot_training(history) -> Figure:  # noqa: ANN001 - a nodeutils.training.TrainingHistory
-    """Loss, training/test accuracy and forward function evaluations per epoch (the finished ones)."""
+def plot_training(history: TrainingHistory) -> Figure:
+    """Loss, training/test accuracy and forward function evaluations per epoch (the finished ones).
+
+    Args:
+        history: the :class:`~nodeutils.training.TrainingHistory` that :func:`~nodeutils.training.train` returns.
+
+    Returns:
+        The matplotlib Figure, three panels side by side.
+
+    Raises:
+        InputError: not a TrainingHistory, or one without a finished epoch.
+    """
     from .training import TrainingHistory
 
     if not isinstance(history, TrainingHistory):
@@ -145,7 +163,7 @@ def plot_training(history) -> Figure:  # noqa: ANN001 - a nodeutils.training.Tra
 
 
 def plot_trajectories(paths: torch.Tensor, labels: Sequence[int], times: Sequence[float], time_index: int = -1,
-                      *, ax=None, title: str = "Hidden-state trajectories (PCA of the 20-D state)",  # noqa: ANN001
+                      *, ax: Axes | None = None, title: str = "Hidden-state trajectories (PCA of the 20-D state)",
                       explained: Sequence[float] | None = None) -> Figure:
     """Paths of projected states (time, image, 2) coloured by class, with a dot at ``times[time_index]``.
 
@@ -196,7 +214,15 @@ def plot_trajectories(paths: torch.Tensor, labels: Sequence[int], times: Sequenc
 
 
 def plot_confusion(matrix: torch.Tensor, *, title: str = "Confusion matrix (test set)") -> Figure:
-    """Counts of true class (rows) against predicted class (columns), with the count in each cell."""
+    """Counts of true class (rows) against predicted class (columns), with the count in each cell.
+
+    Args:
+        matrix: counts shaped (10, 10), e.g. ``confusion_matrix(truth, predicted)``.
+        title: the figure's title.
+
+    Returns:
+        The matplotlib Figure.
+    """
     matrix = torch.as_tensor(matrix).cpu().numpy()
     fig, ax = plt.subplots(figsize=(5.6, 5))
     image = ax.imshow(matrix, cmap="Blues")
@@ -211,8 +237,16 @@ def plot_confusion(matrix: torch.Tensor, *, title: str = "Confusion matrix (test
     return fig
 
 
-def plot_tolerance(results: Sequence, current: float | None = None) -> Figure:  # noqa: ANN001 - ToleranceResult
-    """Forward NFE, accuracy and time per batch against the solver tolerance."""
+def plot_tolerance(results: Sequence[ToleranceResult], current: float | None = None) -> Figure:
+    """Forward NFE, accuracy and time per batch against the solver tolerance.
+
+    Args:
+        results: :class:`~nodeutils.probing.ToleranceResult` objects, in any order.
+        current: the tolerance to circle, if it is among the results.
+
+    Returns:
+        The matplotlib Figure, three panels side by side.
+    """
     results = sorted(results, key=lambda r: -r.tolerance)
     tol = [r.tolerance for r in results]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))

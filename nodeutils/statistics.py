@@ -45,7 +45,13 @@ class PCA:
         self.explained = (variance[:components] / variance.sum()).tolist()
 
     def __call__(self, points: torch.Tensor) -> torch.Tensor:
-        """Project ``points`` (..., features) onto the fitted components: (..., components).
+        """Project ``points`` onto the fitted components.
+
+        Args:
+            points: a tensor shaped (..., features), with the fitted points' number of features.
+
+        Returns:
+            The projections, float64, shaped (..., components).
 
         Raises:
             InputError: ``points`` is not a tensor with as many features as the fitted points.
@@ -62,6 +68,16 @@ def class_distances(states: torch.Tensor, labels: torch.Tensor) -> tuple[float, 
 
     ``within``: the mean distance of a state from its class's centre, averaged over the classes present;
     ``overall``: the mean distance of a state from the centre of all states. Both in the states' own units.
+
+    Args:
+        states: a 2-D (image x state) tensor, e.g. ``trajectories.states[-1]``.
+        labels: one integer class label per row of ``states``.
+
+    Returns:
+        ``(within, overall)``, two floats.
+
+    Raises:
+        InputError: ``states`` is not 2-D, or ``labels`` is not one integer label per row.
     """
     check_states_and_labels(states, labels)
     states, labels = states.double().cpu(), labels.cpu()
@@ -78,6 +94,16 @@ def class_spread(states: torch.Tensor, labels: torch.Tensor) -> float:
     the mean distance of a state from the centre of all states (see :func:`class_distances`): 0 when every
     class is a single point, about 1 when the classes are mixed through one another. Scale-free, so states
     at different times can be compared.
+
+    Args:
+        states: a 2-D (image x state) tensor.
+        labels: one integer class label per row of ``states``.
+
+    Returns:
+        ``within / overall``, a float.
+
+    Raises:
+        InputError: ``states`` is not 2-D, or ``labels`` is not one integer label per row.
     """
     within, overall = class_distances(states, labels)
     return within / overall
@@ -88,6 +114,17 @@ def affine_fit_r2(inputs: torch.Tensor, outputs: torch.Tensor) -> float:
 
     Fits ``outputs ~ inputs @ A.T + b`` in float64 and returns 1 - (residual sum of squares) / (sum of
     squares of ``outputs`` about their mean, over all columns): 1 for an exactly affine map.
+
+    Args:
+        inputs: a 2-D (point x feature) tensor.
+        outputs: a 2-D (point x feature) tensor with as many rows.
+
+    Returns:
+        R^2, a float of at most 1.
+
+    Raises:
+        InputError: tensors that are not 2-D or differ in rows, no more rows than features + 1, or outputs
+            that are all the same point.
     """
     for name, x in (("inputs", inputs), ("outputs", outputs)):
         if not isinstance(x, torch.Tensor) or x.ndim != 2:
@@ -118,10 +155,29 @@ class LinearReadout:
     gradient_norm: float  # of the penalised loss at the returned weights: ~0 at the optimum
 
     def __call__(self, states: torch.Tensor) -> torch.Tensor:
+        """Class scores of ``states``.
+
+        Args:
+            states: a 2-D (image x state) tensor with the fitted number of columns.
+
+        Returns:
+            The scores, float64 on the CPU, shaped (images, classes).
+        """
         return states.double().cpu() @ self.weight.T + self.bias
 
     def accuracy(self, states: torch.Tensor, labels: torch.Tensor) -> float:
-        """Percentage of ``states`` whose highest score is at their label."""
+        """Percentage of ``states`` whose highest score is at their label.
+
+        Args:
+            states: a 2-D (image x state) tensor.
+            labels: one integer class label per row of ``states``.
+
+        Returns:
+            The accuracy in %.
+
+        Raises:
+            InputError: ``states`` is not 2-D, or ``labels`` is not one integer label per row.
+        """
         check_states_and_labels(states, labels)
         return 100 * float((self(states).argmax(dim=1) == labels.cpu()).double().mean())
 
@@ -133,6 +189,20 @@ def fit_linear_readout(states: torch.Tensor, labels: torch.Tensor, classes: int 
     A convex problem (multinomial logistic regression), solved in float64 by a fixed number of full
     Newton steps from zero weights: no line search or stopping test, so nearby inputs give nearby
     weights. The small penalty keeps the optimum finite when some classes can be separated exactly.
+
+    Args:
+        states: a 2-D (image x state) tensor, e.g. ``trajectories.states[-1]``.
+        labels: one integer class label per row, from 0 to ``classes - 1``.
+        classes: the number of classes, at least 2.
+        penalty: the weight of the L2 penalty on ``weight`` (the bias is not penalised), a positive number.
+        iterations: the number of Newton steps, at least 1.
+
+    Returns:
+        The readout, with ``weight`` (classes, states' columns) and ``bias`` (classes,), float64 on the CPU, with
+        the training ``loss`` and the final ``gradient_norm``.
+
+    Raises:
+        InputError: bad states or labels, labels outside ``0 .. classes - 1``, or a bad count or penalty.
     """
     check_states_and_labels(states, labels)
     classes = check_int("classes", classes, minimum=2)
