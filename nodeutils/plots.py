@@ -119,6 +119,8 @@ def _one_class_per_image(name: str, values: object, n_images: int) -> list[int]:
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, float, np.floating)) \
                 or not float(value).is_integer():
             raise InputError(f"{name} must hold integer class numbers; got {describe(value)}")
+        if not 0 <= int(value) < len(CLASS_COLOURS):
+            raise InputError(f"{name} must hold digits 0 to {len(CLASS_COLOURS) - 1}; got {int(value)}")
         out.append(int(value))
     return out
 
@@ -190,6 +192,14 @@ def plot_trajectories(paths: torch.Tensor, labels: Sequence[int], times: Sequenc
         raise InputError(f"paths must be shaped (time, image, 2); got {tuple(paths.shape)}: project the states "
                          "to 2-D first, e.g. PCA(states[-1])(states)")
     labels = _one_class_per_image("labels", labels, paths.shape[1])
+    if isinstance(times, torch.Tensor):
+        times = times.detach().cpu().reshape(-1).tolist()
+    if isinstance(times, (str, bytes)) or not isinstance(times, (Sequence, np.ndarray)):
+        raise InputError(f"times must be one time per row of paths (a list or 1-D tensor); got {describe(times)}")
+    if explained is not None and (isinstance(explained, (str, bytes))
+                                  or not isinstance(explained, (Sequence, np.ndarray)) or len(explained) != 2):
+        raise InputError(f"explained must be the two components' fractions of variance, e.g. pca.explained; got "
+                         f"{describe(explained)}")
     if len(times) != len(paths):
         raise InputError(f"times must hold one time per row of paths: got {len(times)} times for {len(paths)} rows")
     time_index = check_index("time_index", time_index, len(times), "times")
@@ -222,8 +232,15 @@ def plot_confusion(matrix: torch.Tensor, *, title: str = "Confusion matrix (test
 
     Returns:
         The matplotlib Figure.
+
+    Raises:
+        InputError: ``matrix`` is not a square 2-D tensor or array.
     """
+    if not isinstance(matrix, (torch.Tensor, np.ndarray)) or matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise InputError(f"matrix must be a square table of counts, e.g. confusion_matrix(truth, predicted); got "
+                         f"{describe(matrix)}")
     matrix = torch.as_tensor(matrix).cpu().numpy()
+    classes = matrix.shape[0]
     fig, ax = plt.subplots(figsize=(5.6, 5))
     image = ax.imshow(matrix, cmap="Blues")
     for i in range(matrix.shape[0]):
@@ -231,7 +248,7 @@ def plot_confusion(matrix: torch.Tensor, *, title: str = "Confusion matrix (test
             if matrix[i, j]:
                 ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8,
                         color="white" if matrix[i, j] > matrix.max() / 2 else "black")
-    ax.set(title=title, xlabel="predicted digit", ylabel="true digit", xticks=range(10), yticks=range(10))
+    ax.set(title=title, xlabel="predicted digit", ylabel="true digit", xticks=range(classes), yticks=range(classes))
     fig.colorbar(image, ax=ax, label="number of images")
     fig.tight_layout()
     return fig
@@ -246,7 +263,16 @@ def plot_tolerance(results: Sequence[ToleranceResult], current: float | None = N
 
     Returns:
         The matplotlib Figure, three panels side by side.
+
+    Raises:
+        InputError: ``results`` is not a non-empty list of ToleranceResult.
     """
+    from .probing import ToleranceResult
+
+    if isinstance(results, (str, bytes)) or not isinstance(results, Sequence) or not results \
+            or not all(isinstance(r, ToleranceResult) for r in results):
+        raise InputError(f"results must be a non-empty list of ToleranceResult, e.g. [evaluate_at_tolerance(model, "
+                         f"loader, tol) for tol in tolerance_grid()]; got {describe(results)}")
     results = sorted(results, key=lambda r: -r.tolerance)
     tol = [r.tolerance for r in results]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))

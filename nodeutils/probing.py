@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -43,6 +45,21 @@ __all__ = [
     "decoder_scores",
     "decoder_margin",
 ]
+
+
+def _keeps_training_mode(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn(model, ...)`` evaluates the model in eval mode and leaves it in the mode it found it in."""
+
+    @functools.wraps(fn)
+    def wrapper(model: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        was_training = getattr(model, "training", None)
+        try:
+            return fn(model, *args, **kwargs)
+        finally:
+            if isinstance(was_training, bool):
+                model.train(was_training)
+
+    return wrapper
 
 
 @contextlib.contextmanager
@@ -108,12 +125,13 @@ class Trajectories:
     predictions: torch.Tensor
 
 
+@_keeps_training_mode
 @torch.no_grad()
 def hidden_trajectories(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
                         n_times: int = 21) -> Trajectories:
     """Solve the model's ODE for ``images`` and keep the state at ``n_times`` equally spaced times.
 
-    Leaves the model in eval mode.
+    Runs the model in eval mode and gives it back in the mode it had.
 
     Args:
         model: a model built by :func:`~nodeutils.models.create_model`.
@@ -194,7 +212,8 @@ def confusion_matrix(truth: torch.Tensor, predicted: torch.Tensor, classes: int 
     if truth.shape != predicted.shape:
         raise InputError(f"truth and predicted must have one label per image each; got {len(truth)} and "
                          f"{len(predicted)}")
-    return torch.bincount(truth * classes + predicted, minlength=classes * classes).reshape(classes, classes)
+    index = truth.long() * classes + predicted.long()  # in int64: small integer dtypes would wrap
+    return torch.bincount(index, minlength=classes * classes).reshape(classes, classes)
 
 
 @dataclass
@@ -207,11 +226,12 @@ class ToleranceResult:
     seconds_per_batch: float
 
 
+@_keeps_training_mode
 @torch.no_grad()
 def evaluate_at_tolerance(model: nn.Module, loader: DataLoader, tolerance: float) -> ToleranceResult:
     """Evaluate the trained ``model`` on ``loader`` with rtol = atol = ``tolerance``.
 
-    Leaves the model in eval mode.
+    Runs the model in eval mode and gives it back in the mode it had.
 
     Args:
         model: a model built by :func:`~nodeutils.models.create_model`.
@@ -295,12 +315,13 @@ class SolverSteps:
         return [b / a for a, b in zip(sizes, sizes[1:])]
 
 
+@_keeps_training_mode
 @torch.no_grad()
 def solver_steps(model: nn.Module, images: torch.Tensor, tolerance: float | None = None) -> SolverSteps:
     """Accepted steps of the model's forward solve for ``images`` at rtol = atol = ``tolerance``.
 
     Runs the same solve as ``model(images)`` (same solver, span, options, state and dtype, so the same
-    steps and evaluation count). Leaves the model in eval mode.
+    steps and evaluation count). Runs the model in eval mode and gives it back in the mode it had.
 
     Args:
         model: a model built by :func:`~nodeutils.models.create_model`, with an adaptive solver.
@@ -349,9 +370,13 @@ def decoder_scores(model: nn.Module, states: torch.Tensor) -> torch.Tensor:
         The scores shaped (..., 10), in the decoder's dtype.
 
     Raises:
-        InputError: ``model`` is not such a model.
+        InputError: ``model`` is not such a model, or ``states`` is not a tensor shaped (..., 20).
     """
     model = check_model(model)
+    features = model.decoder.in_features
+    if not isinstance(states, torch.Tensor) or states.ndim < 1 or states.shape[-1] != features:
+        raise InputError(f"states must be a tensor of hidden states shaped (..., {features}), e.g. "
+                         f"trajectories.states[-1]; got {describe(states)}")
     reference = next(model.decoder.parameters())
     return model.decoder(states.to(device=reference.device, dtype=reference.dtype)).cpu()
 
@@ -367,8 +392,11 @@ def decoder_margin(model: nn.Module, states: torch.Tensor) -> torch.Tensor:
         The margins, shaped (N,).
 
     Raises:
-        InputError: ``model`` is not such a model.
+        InputError: ``model`` is not such a model, or ``states`` is not shaped (N, 20).
     """
+    if not isinstance(states, torch.Tensor) or states.ndim != 2:
+        raise InputError(f"states must be a 2-D tensor (image x state), e.g. trajectories.states[-1]; got "
+                         f"{describe(states)}")
     top2 = decoder_scores(model, states).topk(2, dim=1).values
     return top2[:, 0] - top2[:, 1]
 

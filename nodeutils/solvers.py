@@ -109,6 +109,9 @@ class DenseSolution:
         Raises:
             InputError: ``t`` lies outside the span of the accepted steps.
         """
+        if isinstance(t, torch.Tensor) and t.numel() != 1:
+            raise InputError(f"the dense solution is evaluated at one time at a time; got a tensor of shape "
+                             f"{tuple(t.shape)}: call it once per time")
         s = self.sign * float(t)
         lo, hi = self.knots[0], self.knots[-1]
         slack = 1e-12 * max(abs(lo), abs(hi), hi - lo)  # the rounding of t0 + c * dt at a step's end

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .checks import check_int, check_number, check_states_and_labels, describe
+from .checks import check_int, check_number, check_states, check_states_and_labels, describe
 from .errors import InputError
 
 __all__ = ["PCA", "class_distances", "class_spread", "affine_fit_r2", "LinearReadout", "fit_linear_readout"]
@@ -106,6 +106,8 @@ def class_spread(states: torch.Tensor, labels: torch.Tensor) -> float:
         InputError: ``states`` is not 2-D, or ``labels`` is not one integer label per row.
     """
     within, overall = class_distances(states, labels)
+    if overall == 0:
+        raise InputError("the states are all the same point, so there is no spread to compare: pass states that differ")
     return within / overall
 
 
@@ -132,6 +134,8 @@ def affine_fit_r2(inputs: torch.Tensor, outputs: torch.Tensor) -> float:
             raise InputError(f"{name} must be a 2-D tensor (point x feature), e.g. trajectories.states[0]; got {got}")
     if len(inputs) != len(outputs):
         raise InputError(f"inputs and outputs must pair up row by row; got {len(inputs)} and {len(outputs)} rows")
+    check_states("inputs", inputs)
+    check_states("outputs", outputs)
     if len(inputs) <= inputs.shape[1] + 1:
         raise InputError(f"an affine fit of {inputs.shape[1]} features needs more than {inputs.shape[1] + 1} points "
                          f"to mean anything; got {len(inputs)}")
@@ -162,7 +166,11 @@ class LinearReadout:
 
         Returns:
             The scores, float64 on the CPU, shaped (images, classes).
+
+        Raises:
+            InputError: ``states`` is not a 2-D tensor of finite numbers with the fitted number of columns.
         """
+        check_states("states", states, self.weight.shape[1])
         return states.double().cpu() @ self.weight.T + self.bias
 
     def accuracy(self, states: torch.Tensor, labels: torch.Tensor) -> float:

@@ -45,7 +45,14 @@ def logitcrossentropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
 
     Returns:
         The loss in nats, a differentiable scalar tensor.
+
+    Raises:
+        InputError: ``logits`` is not (N, classes), or ``labels`` is not N integer class indices.
     """
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or not isinstance(labels, torch.Tensor) \
+            or labels.shape != logits.shape[:1] or labels.is_floating_point():
+        raise InputError(f"logits must be (N, classes) scores and labels N integer class indices; got "
+                         f"{describe(logits)} and {describe(labels)}")
     return nn.functional.cross_entropy(logits, labels)
 
 

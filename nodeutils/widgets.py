@@ -386,7 +386,16 @@ class MistakeExplorer(_Explorer):
 
         Returns:
             The matplotlib Figure (a one-line note when no image is chosen).
+
+        Raises:
+            InputError: ``indices`` is not a 1-D integer tensor of image numbers in range.
         """
+        if indices is not None:
+            n_images = len(self.images)
+            if not isinstance(indices, torch.Tensor) or indices.ndim != 1 or indices.is_floating_point() \
+                    or (len(indices) and not (0 <= int(indices.min()) and int(indices.max()) < n_images)):
+                raise InputError(f"indices must be a 1-D tensor of image numbers from 0 to {n_images - 1}, e.g. "
+                                 f"explorer.selected; got {indices!r}")
         chosen = self.selected if indices is None else indices
         t, p = self.true_class.value, self.predicted_class.value
         if len(chosen) == 0:

@@ -12,7 +12,7 @@ from ..errors import InputError, NodeUtilsWarning
 from .values import describe, user_stacklevel
 
 __all__ = ["check_class_indices", "check_batch", "check_labels", "check_loader_pair", "check_model",
-           "check_images_and_labels", "check_states_and_labels"]
+           "check_images_and_labels", "check_states_and_labels", "check_states"]
 
 
 def check_class_indices(name: str, value: Any, classes: int) -> torch.Tensor:
@@ -215,6 +215,34 @@ def check_states_and_labels(states: object, labels: object) -> None:
         got = tuple(states.shape) if isinstance(states, torch.Tensor) else type(states).__name__
         raise InputError(f"states must be a 2-D tensor (image x state), e.g. trajectories.states[-1]; got {got}")
     check_images_and_labels(states, labels)
+    check_states("states", states)
     if labels.is_floating_point() or labels.dtype == torch.bool:
         raise InputError(f"labels must be integer class labels; got dtype {labels.dtype}")
+
+
+def check_states(name: str, states: object, features: int | None = None) -> torch.Tensor:
+    """``states`` if it is a 2-D (point x feature) tensor of finite real numbers with at least one row.
+
+    Args:
+        name: the argument's name, for the message.
+        states: the tensor to check.
+        features: the number of columns it must have (``None``: any).
+
+    Returns:
+        ``states`` unchanged.
+
+    Raises:
+        InputError: not a 2-D real tensor, no rows, another number of columns, or NaN/infinite values.
+    """
+    if not isinstance(states, torch.Tensor) or states.ndim != 2 or states.is_complex() or states.dtype == torch.bool:
+        got = describe(states) if isinstance(states, torch.Tensor) else type(states).__name__
+        raise InputError(f"{name} must be a 2-D tensor (point x feature) of real numbers, e.g. "
+                         f"trajectories.states[-1]; got {got}")
+    if len(states) == 0:
+        raise InputError(f"{name} has no rows (shape {tuple(states.shape)}): pass at least one point")
+    if features is not None and states.shape[1] != features:
+        raise InputError(f"{name} must have {features} columns (one per feature); got shape {tuple(states.shape)}")
+    if not bool(torch.isfinite(states).all()):
+        raise InputError(f"{name} contains NaN or infinite values: drop those rows, or check where they came from")
+    return states
 

@@ -166,7 +166,15 @@ def relative_error(estimate: torch.Tensor, reference: torch.Tensor) -> float:
 
     Returns:
         The relative error, a float (||estimate|| itself when ``reference`` is all zeros).
+
+    Raises:
+        InputError: either is not a tensor, or their shapes differ.
     """
+    if not isinstance(estimate, torch.Tensor) or not isinstance(reference, torch.Tensor):
+        raise InputError(f"estimate and reference must be tensors; got {describe(estimate)} and {describe(reference)}")
+    if estimate.shape != reference.shape:
+        raise InputError(f"estimate and reference must have the same shape (a difference would broadcast); got "
+                         f"{tuple(estimate.shape)} and {tuple(reference.shape)}")
     denom = float(reference.norm())
     num = float((estimate - reference).norm())
     return num / denom if denom > 0 else num

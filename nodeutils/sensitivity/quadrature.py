@@ -126,6 +126,7 @@ def gauss_legendre(n: int) -> tuple[list[float], list[float]]:
     Returns:
         ``(fractions, weights)``, two lists of n floats, the fractions in increasing order.
     """
+    n = check_int("n", n, minimum=1, hint="the number of Gauss-Legendre nodes, e.g. 4")
     x, w = np.polynomial.legendre.leggauss(n)
     return ((x + 1) / 2).tolist(), (w / 2).tolist()
 
