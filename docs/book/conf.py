@@ -21,7 +21,8 @@ mathjax_path = "mathjax/tex-chtml.js"  # relative to _static: copied from the np
 mathjax3_config = {"options": {"enableMenu": False}}  # the menu would load its accessibility modules lazily
 
 autodoc_member_order = "bysource"
-autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_default_options = {"members": True, "show-inheritance": True, "ignore-module-all": True}
+# ignore-module-all: each name is documented in the module that defines it, not again where it is re-exported
 autodoc_typehints = "description"
 
 html_theme = "furo"
