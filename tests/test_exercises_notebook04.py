@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import nodeutils
-from nodeutils.analysis import class_spread, solver_steps
+from nodeutils.probing import solver_steps
+from nodeutils.statistics import class_spread
 from nodeutils.exercises import Correct, NotYet, ____, exercises_of
 from nodeutils.exercises import notebook04 as exercises
 
