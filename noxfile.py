@@ -242,7 +242,7 @@ def versions_torchdiffeq_main(session: nox.Session) -> None:
         _install_tested(session)
         session.install("--reinstall-package", "torchdiffeq", torchdiffeq_main_source())
         session.run("python", "-c", "from torchdiffeq._impl.odeint import SOLVERS; import nodeutils; "
-                    "assert SOLVERS['tsit5'] is nodeutils.solvers.Tsit5Solver; "
+                    "assert SOLVERS['tsit5'] is nodeutils.tsit5.Tsit5Solver; "
                     "print('torchdiffeq tsit5 kept as', SOLVERS.get('tsit5_torchdiffeq'))")
         _unit(session)
         _notebooks(session)

@@ -27,6 +27,7 @@ from torch import nn
 
 import nodeutils  # noqa: F401  (registers method="tsit5" with torchdiffeq)
 from nodeutils.data import load_mnist
+from nodeutils.measure import time_interleaved
 from nodeutils.models import create_model, ode_dynamics
 from nodeutils.sensitivity import AutogradAdjoint, InterpolatingAdjoint
 from nodeutils.training import logitcrossentropy
@@ -88,14 +89,12 @@ class BareModel(nn.Module):
         return self.decoder(h.to(self.decoder.weight.dtype))
 
 
-def epoch(model: nn.Module, optimiser: torch.optim.Optimizer, batches: list, clock=time.perf_counter) -> float:
-    start = clock()
+def epoch(model: nn.Module, optimiser: torch.optim.Optimizer, batches: list) -> None:
     for x, y in batches:
         loss = logitcrossentropy(model(x), y)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
-    return clock() - start
 
 
 def quartiles(values: list[float]) -> tuple[float, float]:
@@ -129,15 +128,10 @@ def main() -> None:
         if build is not None:
             model = build()
             runs[name] = (model, torch.optim.Adam(model.parameters(), 1e-3))
-    names = list(runs)
     start = time.perf_counter()
-    for model, opt in runs.values():  # warm-up epoch, not timed
-        epoch(model, opt, batches)
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for r in range(args.epochs):
-        for name in names[r % len(names):] + names[:r % len(names)]:  # rotate who goes first
-            model, opt = runs[name]
-            times[name].append(epoch(model, opt, batches, clock))
+    # one warm-up epoch each, then rounds of one epoch per model, the order rotating between rounds
+    steps = {name: (lambda m=model, o=opt: epoch(m, o, batches)) for name, (model, opt) in runs.items()}
+    times = time_interleaved(steps, repeats=args.epochs, warmup=1, clock=clock)
     ratios = {name: [a / b for a, b in zip(times[name], times[BARE])] for name in runs}
     images = sum(len(y) for _, y in batches)
     print(f"per-epoch training time: {args.epochs} interleaved epochs per model, {images} images in batches of 128, "

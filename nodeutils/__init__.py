@@ -3,19 +3,22 @@
 Everything a notebook needs is importable from here::
 
     from nodeutils import load_mnist, create_model, train, odeint, GaussAdjoint
+
+Importing the package registers nodeutils' Tsitouras 5(4) solver with torchdiffeq as ``method="tsit5"``
+(:mod:`nodeutils.tsit5`); it changes nothing else.
 """
 
 from __future__ import annotations
 
 import sys as _sys
 
-if _sys.argv[:1] == ["-m"]:  # being loaded by `python -m nodeutils`: Ctrl-C now prints one line, not a traceback
+if _sys.argv[:1] == ["-m"]:  # Python is loading the package to run `python -m nodeutils`: Ctrl-C prints one line
     from .cli import exit_quietly_on_interrupt
 
     exit_quietly_on_interrupt()
 
-from . import solvers as solvers  # registers method="tsit5" with torchdiffeq
-from .data import load_mnist, onecold, onehot
+from . import tsit5 as tsit5  # registers method="tsit5" with torchdiffeq
+from .data import load_mnist
 from .env import pick_device, versioninfo
 from .errors import (
     DataError,
@@ -35,7 +38,7 @@ from .layers import (
     compact,
     last_state,
 )
-from .models import count_parameters, create_model
+from .models import create_model
 from .sensitivity import (
     AutogradAdjoint,
     BacksolveAdjoint,
@@ -46,7 +49,6 @@ from .sensitivity import (
     make_sensealg,
     odeint,
 )
-from .solvers import Tsit5Solver
 from .training import TrainingHistory, accuracy, train
 
 __version__ = "0.1.0"
@@ -55,7 +57,6 @@ __all__ = [
     "AutogradAdjoint", "BacksolveAdjoint", "DataError", "GaussAdjoint", "InputError", "InterpolatingAdjoint",
     "NeuralODE", "NeuralODECompact", "NodeUtilsError", "NonFiniteStateError", "QuadratureAdjoint", "SolveStats",
     "SolverError", "StatefulModel", "StatefulNeuralODE", "StepLimitError", "StepSizeUnderflowError",
-    "TrainingDivergedError", "TrainingHistory", "Tsit5Solver", "accuracy", "compact", "count_parameters",
-    "create_model", "last_state", "load_mnist", "make_sensealg", "odeint", "onecold", "onehot", "pick_device",
-    "train", "versioninfo", "solvers",
+    "TrainingDivergedError", "TrainingHistory", "accuracy", "compact", "create_model", "last_state", "load_mnist",
+    "make_sensealg", "odeint", "pick_device", "train", "versioninfo",
 ]

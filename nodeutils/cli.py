@@ -2,7 +2,8 @@
 
 Ctrl-C at any point ends the program with one line (``interrupted at epoch 2/9``) and exit status 130.
 This module imports only the standard library at the top, so :func:`exit_quietly_on_interrupt` can
-be installed before PyTorch loads.
+be installed before PyTorch loads. argparse reads each flag's type and choices; the values themselves are
+checked by :func:`~nodeutils.training.train`, whose message is printed as ``error: ...`` (exit status 2).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import signal
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 #: Exit status after Ctrl-C (128 + SIGINT, what shells report for an interrupted program).
 EXIT_INTERRUPTED = 130
@@ -38,29 +39,6 @@ def exit_quietly_on_interrupt() -> None:
         pass
 
 
-def _int_at_least(minimum: int, what: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
-        return value
-
-    return parse
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number such as 1e-3, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number such as 1e-3, got {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m nodeutils``."""
     from .layers import LAYERS
@@ -77,9 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="ODE layer style: class-based, compact (function-defined) or stateful (default: class)")
     tr.add_argument("--device", default=None,
                     help="cpu, cuda, cuda:N or auto (CUDA when available) (default: $NODEUTILS_DEVICE, else cpu)")
-    tr.add_argument("--epochs", type=_int_at_least(1, "a positive integer"), default=9,
+    tr.add_argument("--epochs", type=int, default=9,
                     help="number of epochs (default: 9)")
-    tr.add_argument("--subset", type=_int_at_least(1, "a positive number of images"), default=None,
+    tr.add_argument("--subset", type=int, default=None,
                     help="use only the first N images (default: 1500 when CI=true, else every image of the source)")
     tr.add_argument("--source", choices=["embedded", "torchvision"], default="embedded",
                     help="embedded: the 5,000 MNIST images shipped with nodeutils; torchvision: the full "
@@ -87,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default: embedded)")
     tr.add_argument("--data-dir", default=None, metavar="DATA_DIR",
                     help="folder of the torchvision source (default: ./data)")
-    tr.add_argument("--seed", type=_int_at_least(0, "a non-negative integer"), default=0,
+    tr.add_argument("--seed", type=int, default=0,
                     help="seed of the weights and the batch order (default: 0)")
     tr.add_argument("--init", choices=["lux", "torch"], default="lux",
                     help="initial weights: lux draws them as the tutorial's Lux model does, torch as PyTorch's "
@@ -103,31 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default: autograd)")
     tr.add_argument("--structured-params", action="store_true",
                     help="hand the solver the parameters in their own shapes instead of one flat vector")
-    tr.add_argument("--batch-size", type=_int_at_least(1, "a positive integer"), default=128,
+    tr.add_argument("--batch-size", type=int, default=128,
                     help="mini-batch size (default: 128)")
-    tr.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate (default: 0.001)")
-    tr.add_argument("--threads", type=_int_at_least(1, "a positive number of threads"), default=None,
+    tr.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 0.001)")
+    tr.add_argument("--threads", type=int, default=None,
                     help="CPU threads for PyTorch's operations (default: $OMP_NUM_THREADS, else 1, fastest for "
                          "this small model, especially on a busy machine; see README)")
     tr.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
-
-
-def _check_combinations(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Refuse flags that would be ignored, with the flag names the user typed."""
-    from .data import smallest_subset
-
-    tr = parser._subparsers._group_actions[0].choices["train"]  # noqa: SLF001 - argparse keeps subparsers here
-    if args.data_dir is not None and args.source != "torchvision":
-        tr.error("--data-dir is the folder of --source torchvision; the embedded images ship inside nodeutils: "
-                 "add --source torchvision, or drop --data-dir")
-    if args.vjp is not None and args.sensealg in ("autograd", "backsolve"):
-        tr.error(f"--vjp {args.vjp} has no effect with --sensealg {args.sensealg} (it takes its products from "
-                 "autograd): drop --vjp, or choose --sensealg interpolating, quadrature or gauss")
-    smallest = smallest_subset(0.9)
-    if args.subset is not None and args.subset < smallest:
-        tr.error(f"--subset {args.subset} leaves no image for testing after the 90/10 split: use --subset "
-                 f"{smallest} or more (500 or more for a meaningful test accuracy)")
 
 
 def _show_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
@@ -190,7 +151,6 @@ def _is_stdout_error(err: OSError) -> bool:
 def _run(argv: Sequence[str] | None, phase: dict[str, str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _check_combinations(parser, args)
     import torch
 
     from .checks import check_threads

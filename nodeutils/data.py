@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from .checks import check_bool, check_choice, check_class_indices, check_folder, check_int, describe
+from .checks import check_bool, check_choice, check_folder, check_int, describe
 from .errors import DataError, InputError, NodeUtilsWarning
 
 __all__ = [
@@ -35,8 +35,6 @@ __all__ = [
     "smallest_subset",
     "warn_if_small_test_set",
     "default_subset",
-    "onehot",
-    "onecold",
 ]
 
 EMBEDDED_PATH = Path(__file__).parent / "embedded" / "mnist_5k.npz"
@@ -335,31 +333,3 @@ def load_mnist(
     return train, test
 
 
-def onehot(labels: torch.Tensor, num_classes: int = 10) -> torch.Tensor:
-    """Labels 0..9 -> float one-hot rows (the tutorial's ``onehotbatch(labels, 0:9)``).
-
-    Args:
-        labels: integer class indices, any shape.
-        num_classes: the number of classes (the length of each row).
-
-    Returns:
-        A float32 tensor shaped ``labels.shape + (num_classes,)``.
-
-    Raises:
-        InputError: ``labels`` are not integers in ``0 .. num_classes - 1``.
-    """
-    num_classes = check_int("num_classes", num_classes, minimum=1, hint="MNIST has 10")
-    labels = check_class_indices("labels", labels, num_classes)
-    return torch.nn.functional.one_hot(labels, num_classes).float()
-
-
-def onecold(scores: torch.Tensor) -> torch.Tensor:
-    """One-hot rows or logits -> the index of the largest entry (the tutorial's ``onecold``).
-
-    Args:
-        scores: one-hot rows or scores, classes along the last dimension.
-
-    Returns:
-        The int64 class indices, ``scores.shape[:-1]``.
-    """
-    return scores.argmax(dim=-1)

@@ -9,15 +9,14 @@ import torch
 from torch import nn
 from torch.compiler import is_compiling
 
-from .checks import check_bool, check_choice, check_int
+from .checks import check_bool, check_choice, check_int, check_model
 from .env import pick_device
 from .errors import InputError
 from .initialisation import INITIALISATIONS, lux_init_
 from .layers import LAYERS, LastState, make_ode_layer
-from .sensitivity import InterpolatingAdjoint, SensitivityAlgorithm, SolveStats
+from .sensitivity import SensitivityAlgorithm, SolveStats, make_sensealg
 
-__all__ = ["ImageCheck", "check_model", "create_model", "encode", "count_parameters", "ode_dynamics", "ode_stats",
-           "TUTORIAL_SOLVER"]
+__all__ = ["ImageCheck", "create_model", "encode", "ode_dynamics", "ode_stats", "TUTORIAL_SOLVER"]
 
 #: Solver settings of the tutorial: Tsit5 with rtol = atol = 1e-3 over t in [0, 1].
 TUTORIAL_SOLVER = {"solver": "tsit5", "tspan": (0.0, 1.0), "rtol": 1e-3, "atol": 1e-3}
@@ -143,8 +142,7 @@ def create_model(
         raise InputError(f"create_model does not take {', '.join(unknown)}: it accepts layer, device, "
                          "structured_params, sensealg, seed, solver, rtol, atol, tspan, init, ode_dtype and options")
     device = pick_device(device)
-    if isinstance(sensealg, str) and sensealg == "default":
-        sensealg = InterpolatingAdjoint(autojacvec="autograd")
+    sensealg = make_sensealg(sensealg)
     torch.manual_seed(seed)
     encoder = nn.Linear(784, 20)
     ode = make_ode_layer(layer, ode_dynamics(), solver=solver, tspan=tspan, rtol=rtol, atol=atol,
@@ -172,26 +170,6 @@ def encode(model: nn.Sequential, images: torch.Tensor) -> torch.Tensor:
             return x
         x = layer(x)
     raise InputError("the model has no layer named 'ode': build it with create_model")
-
-
-def check_model(model: object) -> nn.Module:
-    """``model`` if it has the ODE layer named ``ode`` that :func:`create_model` builds, else :class:`InputError`."""
-    if not isinstance(model, nn.Module) or not hasattr(model, "ode") or not hasattr(model.ode, "settings"):
-        raise InputError(f"expected a model built by create_model (with an ODE layer named 'ode'); got "
-                         f"{type(model).__name__}: build one with create_model() or pass history.model after train()")
-    return model
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable scalars.
-
-    Args:
-        model: any ``nn.Module``.
-
-    Returns:
-        The number of scalars in the parameters that require gradients.
-    """
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def ode_stats(model: nn.Module) -> SolveStats:

@@ -15,15 +15,10 @@ from .errors import InputError
 
 __all__ = [
     "show_digits",
-    "show_source",
-    "plot_horizon_sweep",
-    "magnitude",
-    "bounded",
     "plot_training",
     "plot_trajectories",
     "plot_confusion",
     "plot_tolerance",
-    "mistakes_figure",
     "CLASS_COLOURS",
 ]
 
@@ -118,72 +113,6 @@ def _one_class_per_image(name: str, values: object, n_images: int) -> list[int]:
             raise InputError(f"{name} must hold integer class numbers; got {describe(value)}")
         out.append(int(value))
     return out
-
-
-def show_source(obj: object) -> None:
-    """Print the source code of a nodeutils function or class (what the notebook is using)."""
-    import inspect
-    import textwrap
-
-    print(textwrap.dedent(inspect.getsource(obj)).rstrip())
-
-
-def bounded(value: float, bound: float) -> str:
-    """``"< 1e-05"`` for an error below ``bound`` (a rounding-level value whose digits differ between machines),
-    else its :func:`magnitude`; exact zeros print as ``"0"``."""
-    if value == 0:
-        return "0"
-    return f"< {bound:.0e}" if 0 < value < bound else magnitude(value)
-
-
-def magnitude(value: float) -> str:
-    """An error printed as its nearest power of ten (``"~1e-06"`` for 9.2e-7 and for 2.9e-6), stable across machines
-    unless the value sits at a half decade; ``inf`` -> "failed".
-
-    The nearest power, not the one below: 0.8 prints as ``"~1e+00"``, not as ten times too small.
-
-    Args:
-        value: a non-negative number (an error or a distance), or NaN / ``inf`` for a failed measurement.
-
-    Returns:
-        The text, e.g. ``"~1e-06"``, ``"0"`` or ``"failed"``.
-
-    Raises:
-        InputError: ``value`` is negative or not a number.
-    """
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise InputError(f"magnitude needs a number (an error or a distance); got {describe(value)}")
-    value = float(value)
-    if value < 0:
-        raise InputError(f"magnitude prints the size of an error, which is never negative; got {value!r}: "
-                         "pass its absolute value, abs(value)")
-    if value != value or value == float("inf"):
-        return "failed"
-    if value == 0:
-        return "0"
-    return f"~1e{int(np.round(np.log10(value))):+03d}"
-
-
-def plot_horizon_sweep(rows: Sequence) -> Figure:
-    """Gradient error and memory kept against the integration horizon, one line per algorithm."""
-    names = list(dict.fromkeys(r.name for r in rows))
-    fig, (ax_err, ax_mem) = plt.subplots(1, 2, figsize=(11, 4))
-    for name in names:
-        mine = [r for r in rows if r.name == name]
-        horizons = [r.horizon for r in mine]
-        style = {"linestyle": "--"} if "checkpoint" in name else {}
-        errors = [min(r.grad_error, 10.0) for r in mine]
-        ax_err.plot(horizons, errors, marker="o", label=name, **style)
-        ax_mem.plot(horizons, [r.kept_kib for r in mine], marker="o", label=name, **style)
-    ax_err.set(xscale="log", yscale="log", title="Gradient error vs integration horizon",
-               xlabel="horizon T (time units)", ylabel="relative gradient error")
-    ax_mem.set(xscale="log", yscale="log", title="Memory kept for the backward pass",
-               xlabel="horizon T (time units)", ylabel="memory (KiB)")
-    ax_err.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
 
 
 def plot_training(history) -> Figure:  # noqa: ANN001 - a nodeutils.training.TrainingHistory
@@ -303,8 +232,3 @@ def plot_tolerance(results: Sequence, current: float | None = None) -> Figure:  
     return fig
 
 
-def mistakes_figure(images: torch.Tensor, truth: torch.Tensor, predicted: torch.Tensor, limit: int = 16) -> Figure:
-    """A grid of (at most ``limit``) misclassified images with their true and predicted class."""
-    wrong = torch.nonzero(truth != predicted).flatten()[:limit]
-    return show_digits(images[wrong], truth[wrong], predicted[wrong], ncols=8,
-                       title=f"Misclassified test images ({int((truth != predicted).sum())} of {len(truth)})")

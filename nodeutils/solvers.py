@@ -1,329 +1,42 @@
-"""ODE solvers: Tsitouras' 5(4) method for torchdiffeq, input checks, and solves with dense output.
+"""The solve engine: :func:`integrate` runs a torchdiffeq solver, counts its work and keeps its dense output.
 
-torchdiffeq already has the adaptive Runge-Kutta loop (step-size control, FSAL, interpolation). A new
-explicit method is therefore just data: its Butcher tableau, its error weights, and the weights that
-give the solution at the middle of a step (used for torchdiffeq's 4th-order dense interpolation).
-:class:`Tsit5Solver` is exactly that, registered under ``method="tsit5"``.
-
-:func:`integrate` is the one place where nodeutils runs a solver. It checks the inputs, counts
-function evaluations, turns torchdiffeq's bare assertions into errors that say what to do, and can
-record the dense solution (every accepted step and its interpolating polynomial), which the
-interpolating and Gauss adjoints of :mod:`nodeutils.sensitivity` need.
+:func:`integrate` is the one place where nodeutils runs a solver. It checks the inputs (with
+:mod:`nodeutils.checks.solve`), counts function evaluations, turns torchdiffeq's bare assertions into errors that
+say what to do, and can record the dense solution (every accepted step and its interpolating polynomial, a
+:class:`DenseSolution`), which the interpolating and Gauss adjoints of :mod:`nodeutils.sensitivity` read.
+The solvers themselves are torchdiffeq's, and nodeutils' Tsit5 (:mod:`nodeutils.tsit5`).
 """
 
 from __future__ import annotations
 
 import bisect
 import contextlib
-import functools
-import inspect
-import math
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch.compiler import is_compiling
 from torchdiffeq._impl.misc import _check_inputs
 from torchdiffeq._impl.odeint import SOLVERS
-from torchdiffeq._impl.rk_common import RKAdaptiveStepsizeODESolver, _ButcherTableau
 
-from .checks import check_bool, check_callable, check_choice, check_int, check_number, describe
+from .checks import (
+    adaptive_methods,
+    check_method,
+    check_options,
+    check_precision,
+    check_state,
+    check_time_span,
+    check_tolerances,
+)
 from .errors import InputError, NonFiniteStateError, StepLimitError, StepSizeUnderflowError
 
-__all__ = [
-    "TSIT5_TABLEAU",
-    "Tsit5Solver",
-    "DenseSolution",
-    "SolveCounter",
-    "integrate",
-    "check_time_span",
-    "check_tolerances",
-    "check_method",
-    "check_state",
-    "check_precision",
-    "check_options",
-    "available_methods",
-    "DEFAULT_MAX_NUM_STEPS",
-]
+__all__ = ["DEFAULT_MAX_NUM_STEPS", "DenseSolution", "SolveCounter", "evaluate_polynomial", "integrate"]
 
 #: Step limit per output interval unless ``options={"max_num_steps": ...}`` says otherwise.
 DEFAULT_MAX_NUM_STEPS = 10_000
 
-# --------------------------------------------------------------------------------------------
-# Tsit5: Ch. Tsitouras, "Runge-Kutta pairs of order 5(4) satisfying only the first column
-# simplifying assumption", Computers & Mathematics with Applications 62 (2011) 770-775.
-# --------------------------------------------------------------------------------------------
-_C = [0.161, 0.327, 0.9, 0.9800255409045097, 1.0, 1.0]
-_A = [
-    [0.161],
-    [-0.008480655492356989, 0.335480655492357],
-    [2.897153057105493, -6.359448489975075, 4.3622954328695815],
-    [5.325864828439257, -11.748883564062828, 7.4955393428898365, -0.09249506636175525],
-    [5.86145544294642, -12.92096931784711, 8.159367898576159, -0.071584973281401, -0.028269050394068383],
-    # Last row = 5th-order weights b (first same as last: stage 7 is f at the new point).
-    [0.09646076681806523, 0.01, 0.4798896504144996, 1.379008574103742, -3.290069515436081, 2.324710524099774],
-]
-# b - b_hat: the embedded 4th-order solution's difference, used as the local error estimate.
-_B_ERROR = [
-    -0.00178001105222577714,
-    -0.0008164344596567469,
-    0.007880878010261995,
-    -0.1447110071732629,
-    0.5823571654525552,
-    -0.45808210592918697,
-    0.015151515151515152,
-]
 
-
-def tsit5_dense_weights(theta: float) -> list[float]:
-    """Tsitouras' continuous-extension weights b_i(theta) for the 7 stages, 0 <= theta <= 1."""
-    t = theta
-    return [
-        -1.0530884977290216 * t * (t - 1.3299890189751412) * (t * t - 1.4364028541716351 * t + 0.7139816917074209),
-        0.1017 * t * t * (t * t - 2.1966568338249754 * t + 1.2949852507374631),
-        2.490627285651252793 * t * t * (t * t - 2.38535645472061657 * t + 1.57803468208092486),
-        -16.54810288924490272 * (t - 1.21712927295533244) * (t - 0.61620406037800089) * t * t,
-        47.37952196281928122 * (t - 1.203071208372362603) * (t - 0.658047292653547382) * t * t,
-        -34.87065786149660974 * (t - 1.2) * (t - 0.666666666666666667) * t * t,
-        2.5 * (t - 1) * (t - 0.6) * t * t,
-    ]
-
-
-def _f64(values: Sequence[float]) -> torch.Tensor:
-    return torch.tensor(values, dtype=torch.float64)
-
-
-TSIT5_TABLEAU = _ButcherTableau(
-    alpha=_f64(_C),
-    beta=[_f64(row) for row in _A],
-    c_sol=_f64(_A[-1] + [0.0]),
-    c_error=_f64(_B_ERROR),
-)
-TSIT5_C_MID = _f64(tsit5_dense_weights(0.5))
-
-
-class Tsit5Solver(RKAdaptiveStepsizeODESolver):
-    """Tsitouras 5(4): the default explicit solver of DifferentialEquations.jl, for torchdiffeq.
-
-    Seven stages (the last reused as the first of the next step), a 5th-order solution and an
-    embedded 4th-order error estimate. Often needs fewer steps than dopri5 at the same tolerance.
-    """
-
-    order = 5
-    tableau = TSIT5_TABLEAU
-    mid = TSIT5_C_MID
-
-
-def register_tsit5(solvers: dict[str, type] = SOLVERS) -> None:
-    """Make ``method="tsit5"`` mean :class:`Tsit5Solver` in torchdiffeq's table of solvers.
-
-    torchdiffeq's development branch ships a Tsit5 of its own (another dense output, so other numbers) under the
-    same name, with the same version number as the release; it stays available as ``"tsit5_torchdiffeq"``.
-
-    Args:
-        solvers: the table to register in (torchdiffeq's ``SOLVERS``).
-    """
-    existing = solvers.get("tsit5")
-    if existing is not None and existing is not Tsit5Solver:
-        solvers.setdefault("tsit5_torchdiffeq", existing)
-    solvers["tsit5"] = Tsit5Solver
-
-
-register_tsit5()
-
-
-def available_methods() -> list[str]:
-    """Names accepted as ``method=`` / ``solver=``."""
-    return sorted(name for name in SOLVERS if name != "scipy_solver")
-
-
-@functools.cache
-def adaptive_methods() -> tuple[str, ...]:
-    """Methods with step-size control and dense output (required by the continuous adjoints)."""
-    return tuple(sorted(
-        n for n, cls in SOLVERS.items() if isinstance(cls, type) and issubclass(cls, RKAdaptiveStepsizeODESolver)
-    ))
-
-
-# --------------------------------------------------------------------------------------------
-# Input checks
-# --------------------------------------------------------------------------------------------
-def check_method(method: str, *, need_dense: bool = False) -> str:
-    """Return ``method`` if it names a solver, else raise :class:`InputError` listing the choices."""
-    names = adaptive_methods() if need_dense else available_methods()
-    if not isinstance(method, str) or method not in names:
-        what = "an adaptive Runge-Kutta solver (the adjoint needs its dense output)" if need_dense else "a solver"
-        raise InputError(f"unknown solver {method!r}: expected {what}, one of {', '.join(names)}")
-    return method
-
-
-def check_time_span(t: torch.Tensor | Sequence[float]) -> torch.Tensor:
-    """Return ``t`` as a 1-D tensor after checking it is finite and strictly monotone."""
-    if not isinstance(t, torch.Tensor):
-        if isinstance(t, (str, bytes)) or not isinstance(t, (Sequence, np.ndarray)):
-            raise InputError(f"the time span must be a sequence of at least two times, like (0.0, 1.0); "
-                             f"got {describe(t)}")
-        try:
-            t = torch.as_tensor(t)
-        except (TypeError, ValueError, RuntimeError):
-            raise InputError(f"the time span must hold numbers only, like (0.0, 1.0); got {describe(t)}") from None
-    if t.is_complex() or t.dtype == torch.bool:
-        raise InputError(f"the time span must hold real numbers, like (0.0, 1.0); got dtype {t.dtype}")
-    if not t.is_floating_point():
-        t = t.to(torch.get_default_dtype())
-    if t.ndim != 1 or t.numel() < 2:
-        raise InputError(
-            f"the time span must be a 1-D sequence of at least two times, like (0.0, 1.0); got shape {tuple(t.shape)}"
-        )
-    if is_compiling():  # value checks would break the graph; layers check their span when built
-        return t
-    # One read-back, then plain Python: a real floating-point value reads back exactly, and two different
-    # values compare as their difference's sign would (a difference of distinct floats is never rounded to 0).
-    times = t.detach().tolist()
-    if all(map(math.isfinite, times)) and (all(a < b for a, b in zip(times, times[1:]))
-                                           or all(a > b for a, b in zip(times, times[1:]))):
-        return t
-    if not all(map(math.isfinite, times)):
-        raise InputError(f"the time span contains NaN or infinity: {t.tolist()}")
-    raise InputError(
-        f"the time span must be strictly increasing (or strictly decreasing to integrate backward); "
-        f"got {t.tolist()}: sort it and remove repeated times"
-    )
-
-
-def check_tolerances(rtol: float, atol: float) -> None:
-    """Raise :class:`InputError` unless both tolerances are positive finite numbers (one number each)."""
-    for name, value in (("rtol", rtol), ("atol", atol)):
-        check_number(name, value, example="1e-3")
-
-
-def check_state(y0: object, *, name: str = "the initial state") -> torch.Tensor:
-    """Return ``y0`` if it is a non-empty float32 or float64 tensor, else raise :class:`InputError`."""
-    if not isinstance(y0, torch.Tensor):
-        fix = ": convert it with torch.as_tensor(y0, dtype=torch.float32)" if isinstance(y0, (np.ndarray, list)) else ""
-        raise InputError(f"{name} must be a tensor; got {type(y0).__name__}{fix}")
-    if y0.dtype in (torch.float16, torch.bfloat16):
-        raise InputError(
-            f"{name} has dtype {y0.dtype}, which resolves only about {2 if y0.dtype == torch.bfloat16 else 3} "
-            "significant digits: the solver's error control cannot work in it. Solve in float32 or float64 "
-            "(y0.float(), or model.float() for a model)"
-        )
-    if not y0.is_floating_point():
-        kind = "complex" if y0.is_complex() else "integer"
-        raise InputError(f"{name} must be a floating-point tensor (float32 or float64); got the {kind} dtype "
-                         f"{y0.dtype}: call .float()")
-    if y0.numel() == 0:
-        raise InputError(f"{name} is empty (shape {tuple(y0.shape)}): there is nothing to solve. For a model, "
-                         "pass a batch of at least one image")
-    return y0
-
-
-def check_precision(dtype: torch.dtype, rtol: float, atol: float) -> None:
-    """Refuse tolerances far below what ``dtype`` resolves: the solver would crawl to its step limit."""
-    eps = torch.finfo(dtype).eps
-    floor = 1e-3 * eps
-    if float(rtol) < floor and float(atol) < floor:
-        raise InputError(
-            f"rtol={float(rtol):g} and atol={float(atol):g} ask for more accuracy than a {dtype} state can hold "
-            f"(machine epsilon {eps:.1e}): loosen them to at least {floor:.0e}, or solve in float64 (y0.double())"
-        )
-
-
-@functools.cache
-def solver_options(method: str) -> tuple[str, ...]:
-    """Names accepted in ``options={...}`` by ``method`` (read from the solver's constructor)."""
-    names = {"norm"}
-    for cls in SOLVERS[method].__mro__:
-        init = cls.__dict__.get("__init__")
-        if init is None:
-            continue
-        for p in inspect.signature(init).parameters.values():
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in _NOT_OPTIONS:
-                names.add(p.name)
-    return tuple(sorted(names))
-
-
-_NOT_OPTIONS = {"self", "func", "y0", "rtol", "atol"}
-_POSITIVE_OPTIONS = ("step_size", "first_step", "max_step", "safety", "ifactor", "dfactor")
-
-
-def check_options(method: str, options: object) -> dict:
-    """Return ``options`` as a new dict after checking every name and value against ``method``.
-
-    Fixed-step methods need ``step_size`` (or ``grid_constructor``): without it torchdiffeq takes a
-    single step per output interval, so ``method="euler"`` over (0, 1) would be one Euler step.
-    """
-    if options is None:
-        options = {}
-    if not isinstance(options, dict):
-        raise InputError(f"options must be a dict such as {{'max_num_steps': 1000}}; got {describe(options)}")
-    allowed = solver_options(method)
-    unknown = sorted(str(k) for k in options if k not in allowed)
-    if unknown:
-        raise InputError(f"option {', '.join(map(repr, unknown))} is not understood by method={method!r}: "
-                         f"it accepts {', '.join(allowed)}")
-    out = dict(options)
-    for key in _POSITIVE_OPTIONS:
-        if key in out and out[key] is not None:
-            out[key] = check_number(f"options[{key!r}]", out[key])
-    if "max_num_steps" in out:
-        out["max_num_steps"] = check_int("options['max_num_steps']", out["max_num_steps"], minimum=1)
-    _check_option_values(out)
-    if method not in adaptive_methods() and out.get("step_size") is None and out.get("grid_constructor") is None:
-        raise InputError(
-            f"method={method!r} takes fixed steps and was given no step size, so it would take one step per "
-            f"output interval: pass options={{'step_size': 0.01}} (a step size suited to your problem), or "
-            "use an adaptive method such as 'tsit5'"
-        )
-    return out
-
-
-def _check_option_values(out: dict) -> None:
-    """Range and kind of the option values whose wrong values would fail deep inside torchdiffeq (in place)."""
-    for key, usual in (("safety", "0.9"), ("dfactor", "0.2")):  # already checked to be positive
-        if out.get(key) is not None and not out[key] <= 1:
-            raise InputError(f"options[{key!r}]={out[key]:g} must lie between 0 and 1 for the step-size controller "
-                             f"to work (the usual value is {usual})")
-    if out.get("ifactor") is not None and not out["ifactor"] > 1:
-        raise InputError(f"options['ifactor']={out['ifactor']:g} must be above 1 (it is how much a step may grow; "
-                         "the usual value is 10)")
-    if out.get("min_step") is not None:
-        out["min_step"] = check_number("options['min_step']", out["min_step"], positive=False)
-        if out["min_step"] < 0:
-            raise InputError(f"options['min_step'] must be 0 or more; got {out['min_step']:g}")
-        if out.get("max_step") is not None and out["max_step"] < out["min_step"]:
-            raise InputError(f"options['max_step']={out['max_step']:g} is below options['min_step']="
-                             f"{out['min_step']:g}: swap them")
-    for key, what in (("norm", "a function of one tensor returning its size, such as torch.linalg.vector_norm"),
-                      ("grid_constructor", "a function (func, y0, t) -> tensor of grid times")):
-        if out.get(key) is not None:
-            check_callable(f"options[{key!r}]", out[key], what)
-    if out.get("dtype") is not None and out["dtype"] not in (torch.float32, torch.float64):
-        raise InputError(f"options['dtype'] is the dtype of the solver's time variable and must be torch.float32 or "
-                         f"torch.float64; got {describe(out['dtype'])}")
-    if "interp" in out:
-        check_choice("options['interp']", out["interp"], ("linear", "cubic"))
-    if "perturb" in out:
-        out["perturb"] = check_bool("options['perturb']", out["perturb"])
-    for key in ("jump_t", "step_t"):
-        if out.get(key) is not None:
-            value = out[key]
-            try:
-                times = torch.as_tensor(value, dtype=torch.float64)
-            except (TypeError, ValueError, RuntimeError):
-                times = None
-            if isinstance(value, (str, bytes, dict)) or times is None or times.ndim != 1 \
-                    or not bool(torch.isfinite(times).all()):
-                raise InputError(f"options[{key!r}] must be a 1-D list or tensor of finite times, like [0.5]; got "
-                                 f"{describe(value)}")
-            out[key] = value if isinstance(value, torch.Tensor) else times
-
-
-# --------------------------------------------------------------------------------------------
-# Dense output
-# --------------------------------------------------------------------------------------------
 @dataclass
 class DenseSolution:
     """Continuous solution u(t) of one solve: each accepted step and its interpolating polynomial.
@@ -385,9 +98,6 @@ class DenseSolution:
         return evaluate_polynomial(self.coefficients[i], (s - s0) / (s1 - s0))
 
 
-# --------------------------------------------------------------------------------------------
-# Running a solve
-# --------------------------------------------------------------------------------------------
 @dataclass
 class SolveCounter:
     """Counts right-hand-side evaluations and accepted steps of one or more solves."""
@@ -595,11 +305,3 @@ def evaluate_polynomial(coefficients: list[torch.Tensor], fraction: float) -> to
         power *= fraction
         total = total + power * c
     return total
-
-
-def convergence_order(errors: Sequence[float], step_sizes: Sequence[float]) -> float:
-    """Least-squares slope of log(error) against log(step size): the empirical order of a method."""
-    xs = [math.log(h) for h in step_sizes]
-    ys = [math.log(e) for e in errors]
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)

@@ -29,10 +29,11 @@ from .checks import (
 from .data import load_mnist, warn_if_small_test_set
 from .env import pick_device
 from .errors import InputError, NodeUtilsWarning, TrainingDivergedError
+from .formatting import format_row
 from .models import create_model, ode_stats
 from .sensitivity import SensitivityAlgorithm, make_sensealg
 
-__all__ = ["accuracy", "predictions", "train", "TrainingHistory", "format_row", "logitcrossentropy"]
+__all__ = ["accuracy", "predictions", "train", "TrainingHistory", "logitcrossentropy"]
 
 
 def logitcrossentropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -188,12 +189,6 @@ def _size(loader: DataLoader) -> int | None:
         return None
 
 
-def format_row(epoch: int, epochs: int, seconds: float, train_acc: float, test_acc: float) -> str:
-    """``[k/n]\\tTime 0.0612s\\tTraining Accuracy: 84.81%\\tTest Accuracy: 84.00%``."""
-    return (f"[{epoch}/{epochs}]\tTime {seconds:.4f}s\tTraining Accuracy: {train_acc:.2f}%"
-            f"\tTest Accuracy: {test_acc:.2f}%")
-
-
 #: What ``train`` passes on to :func:`~nodeutils.models.create_model` besides the arguments it names itself.
 MODEL_SETTINGS = ("solver", "rtol", "atol", "tspan", "init", "ode_dtype", "options")
 
@@ -298,10 +293,7 @@ def train(
     bar = None
     try:  # Ctrl-C from here on (setup included) returns the history so far
         dev = pick_device(device)
-        if sensealg == "default":
-            sensealg = "default" if vjp is None else "interpolating"
-        if sensealg != "default":
-            sensealg = make_sensealg(sensealg, vjp)
+        sensealg = make_sensealg(sensealg, vjp)
         model = create_model(layer, device=dev, structured_params=structured_params, sensealg=sensealg, seed=seed,
                              **model_kwargs)
         if loaders is None:  # load_mnist warns about a test split too small to mean anything

@@ -22,11 +22,11 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .analysis import PCA, ToleranceResult, Trajectories, evaluate_at_tolerance, tolerance_grid
-from .checks import check_int, check_number
+from .checks import check_int, check_model, check_number
 from .errors import InputError
-from .models import check_model
 from .plots import plot_tolerance, plot_trajectories
+from .probing import ToleranceResult, Trajectories, evaluate_at_tolerance, tolerance_grid
+from .statistics import PCA
 
 __all__ = ["static_views", "widget_frontend", "show", "TrajectoryExplorer", "ToleranceExplorer", "MistakeExplorer"]
 

@@ -106,7 +106,7 @@ def trajectory_frames() -> str:
     import torch
 
     from nodeutils import load_mnist, train
-    from nodeutils.analysis import hidden_trajectories, predict
+    from nodeutils.probing import hidden_trajectories, predict
     from nodeutils.widgets import TrajectoryExplorer
 
     torch.set_num_threads(1)

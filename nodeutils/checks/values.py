@@ -1,10 +1,4 @@
-"""Argument checks shared by the public functions: one message style for every bad value.
-
-Each check returns the value (converted where the meaning is unambiguous, e.g. a NumPy integer to
-``int``) or raises :class:`~nodeutils.errors.InputError` naming the argument, the value received and
-what to pass instead. Booleans are never accepted where a number is expected (``True`` is an
-``int`` in Python, but ``epochs=True`` is a mistake).
-"""
+"""Checks of single values: integers, numbers, booleans, choices, callables, modules, indices, folders."""
 
 from __future__ import annotations
 
@@ -21,14 +15,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import InputError, NodeUtilsWarning
+from ..errors import InputError, NodeUtilsWarning
 
 __all__ = ["check_int", "check_number", "check_bool", "check_choice", "check_callable", "check_call_signature",
-           "check_module", "check_index", "check_class_indices", "describe", "check_batch", "check_labels",
-           "check_loader_pair", "check_threads", "check_folder", "check_writable_folder"]
+           "check_module", "check_index", "describe", "check_threads", "check_folder", "MAX_THREADS",
+           "user_stacklevel"]
 
-
-_INTERNAL_DIRS = (os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.path.abspath(torch.__file__)))
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_INTERNAL_DIRS = (_PACKAGE_DIR, os.path.dirname(os.path.abspath(torch.__file__)))
 
 
 def user_stacklevel() -> int:
@@ -185,122 +179,6 @@ def check_index(name: str, value: Any, length: int, what: str) -> int:
     return value
 
 
-def check_class_indices(name: str, value: Any, classes: int) -> torch.Tensor:
-    """``value`` as an int64 tensor of class indices ``0 .. classes - 1`` (any shape).
-
-    Integer tensors, NumPy arrays and lists of integers are accepted.
-
-    Raises:
-        InputError: the values are not integers, or one lies outside ``0 .. classes - 1``.
-    """
-    if not isinstance(value, torch.Tensor):
-        try:
-            value = torch.as_tensor(value)
-        except (TypeError, ValueError, RuntimeError):
-            raise InputError(f"{name} must be a tensor of class indices 0..{classes - 1}; got {describe(value)}") \
-                from None
-    if value.dtype == torch.bool or value.is_floating_point() or value.is_complex():
-        raise InputError(f"{name} must hold integer class indices 0..{classes - 1}; got dtype {value.dtype}: "
-                         "convert class numbers with .long()")
-    value = value.long()
-    if value.numel():
-        low, high = (int(v) for v in torch.aminmax(value))
-        if low < 0 or high >= classes:
-            raise InputError(f"{name} holds values from {low} to {high}, but there are {classes} classes "
-                             f"(0..{classes - 1}): pass class indices in that range, or a larger num_classes")
-    return value
-
-
-# --------------------------------------------------------------------------------------------
-# Data entering training and evaluation: checked once per batch, where the batch first enters
-# --------------------------------------------------------------------------------------------
-def check_batch(batch: Any, where: str = "the loader") -> tuple[Any, Any]:
-    """``(images, labels)`` from one item of a loader; dicts, single tensors and longer tuples are refused."""
-    if isinstance(batch, dict):
-        raise InputError(f"{where} yields dicts (keys {sorted(map(str, batch))[:4]}), but (images, labels) pairs are "
-                         "expected: have the dataset's __getitem__ return (image, label), e.g. TensorDataset(x, y)")
-    if isinstance(batch, torch.Tensor) or not isinstance(batch, (tuple, list)) or len(batch) != 2:
-        got = describe(batch) if isinstance(batch, torch.Tensor) else (
-            f"a {type(batch).__name__} of {len(batch)} items" if isinstance(batch, (tuple, list))
-            else type(batch).__name__)
-        raise InputError(f"{where} must yield (images, labels) pairs; got {got}: build the dataset from images and "
-                         "labels, e.g. TensorDataset(x, y), or use load_mnist()")
-    images, labels = batch
-    if not isinstance(images, torch.Tensor):
-        raise InputError(f"{where} yields images of type {type(images).__name__}, not tensors: convert them with "
-                         "torch.as_tensor(x, dtype=torch.float32)")
-    return images, labels
-
-
-def check_labels(labels: Any, n_images: int, classes: int, where: str = "the loader") -> torch.Tensor:
-    """Labels as a 1-D int64 tensor of class indices 0..classes-1, one per image.
-
-    Clear mistakes are converted with a warning: labels shaped (N, 1) are flattened, one-hot rows
-    become class indices, integer-valued floats become integers. Anything else (soft or multi-hot
-    rows, fractional or out-of-range values, a wrong count) is refused: a comparison of predictions
-    with such labels would broadcast into a meaningless number.
-    """
-    if not isinstance(labels, torch.Tensor):
-        raise InputError(f"{where} yields labels of type {type(labels).__name__}, not a tensor: convert them with "
-                         "torch.as_tensor(labels, dtype=torch.long)")
-    fixes = []
-    if labels.dtype == torch.bool or labels.is_complex():
-        raise InputError(f"{where} yields labels of dtype {labels.dtype}; expected integer class indices "
-                         f"0..{classes - 1} (int64): convert them with labels.long() if they are class numbers")
-    if labels.ndim == 2 and labels.shape[1] == 1:
-        labels = labels[:, 0]
-        fixes.append("flattened labels shaped (N, 1) with labels.squeeze(1)")
-    elif labels.ndim == 2 and labels.shape[1] == classes and len(labels) == n_images:
-        one_hot = bool(((labels == 0) | (labels == 1)).all()) and bool((labels.sum(dim=1) == 1).all())
-        if not one_hot:
-            raise InputError(f"{where} yields labels shaped {tuple(labels.shape)} whose rows are not one-hot (exactly "
-                             "one 1, the rest 0): soft or multi-label targets are not supported. Pass class indices "
-                             "shaped (N,), e.g. labels.argmax(dim=1)")
-        labels = labels.argmax(dim=1)
-        fixes.append("read one-hot labels as class indices with labels.argmax(dim=1)")
-    if labels.ndim != 1 or len(labels) != n_images:
-        raise InputError(f"{where} yields {n_images} images with labels shaped {tuple(labels.shape)}; expected one "
-                         f"class index per image, shaped ({n_images},): pass labels as a 1-D tensor of integers "
-                         f"0..{classes - 1}")
-    if labels.is_floating_point():
-        if not bool((labels == labels.round()).all()):
-            raise InputError(f"{where} yields labels of dtype {labels.dtype} with fractional values: expected "
-                             f"integer class indices 0..{classes - 1}; convert class numbers with labels.long()")
-        fixes.append(f"converted {labels.dtype} labels to integers with labels.long()")
-    labels = labels.long()  # int32, uint8 ... hold the same class numbers
-    if len(labels):
-        low, high = (int(v) for v in torch.aminmax(labels))
-        if low < 0 or high >= classes:
-            raise InputError(f"{where} yields labels from {low} to {high}, but the model has {classes} classes "
-                             f"(0..{classes - 1}): pass class indices in that range (e.g. labels - 1 for labels "
-                             f"counted from 1)")
-    if fixes:
-        warnings.warn(f"{where}: {'; '.join(fixes)}. Pass labels as a 1-D int64 tensor of class indices to avoid "
-                      "this warning", NodeUtilsWarning, stacklevel=user_stacklevel())
-    return labels
-
-
-def check_loader_pair(train_loader: Any, test_loader: Any) -> None:
-    """Refuse the same loader twice; warn when the training set is smaller than the test set (swapped?)."""
-    if train_loader is test_loader or (getattr(train_loader, "dataset", None) is not None
-                                       and train_loader.dataset is getattr(test_loader, "dataset", None)):
-        raise InputError("the training and test loaders hold the same dataset, so the test accuracy would be a "
-                         "training accuracy: pass loaders=(train_loader, test_loader) built from separate images, "
-                         "as load_mnist returns")
-    try:
-        n_train, n_test = len(train_loader.dataset), len(test_loader.dataset)
-    except TypeError:
-        return
-    if n_train < n_test:
-        warnings.warn(f"the training loader holds fewer images ({n_train}) than the test loader ({n_test}): were they "
-                      "swapped? loaders=(train_loader, test_loader) takes the training loader first",
-                      NodeUtilsWarning, stacklevel=user_stacklevel())
-
-
-# --------------------------------------------------------------------------------------------
-# Environment and paths
-# --------------------------------------------------------------------------------------------
-#: More threads than this is refused: PyTorch's thread pools can crash or exhaust memory creating them.
 MAX_THREADS = 1024
 
 
@@ -339,17 +217,3 @@ def check_folder(name: str, value: Any) -> Path:
     if isinstance(text, bytes) or not text.strip():
         raise InputError(f"{name} is empty: give a folder, e.g. data, or leave it out for the default")
     return Path(text).expanduser()
-
-
-def check_writable_folder(path: str | os.PathLike, what: str, fix: str) -> Path:
-    """``path`` as a folder that exists (created if missing) and can be written to; else what to do."""
-    folder = Path(path).expanduser()
-    if folder.exists() and not folder.is_dir():
-        raise InputError(f"{what} {folder} is a file, not a folder: {fix}")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise InputError(f"cannot create {what} {folder} ({err.strerror or err}): {fix}") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"{what} {folder} is read-only: {fix}")
-    return folder

@@ -1,0 +1,264 @@
+"""The continuous adjoints' shared machinery (the forward record, one autograd node) and the interpolating adjoint."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from ..checks import check_bool, check_checkpoints, check_method, check_number, check_vjp
+from ..errors import InputError, NonFiniteStateError
+from ..solvers import DenseSolution, SolveCounter, integrate
+from .discrete import AutogradAdjoint, SensitivityAlgorithm
+from .problem import Problem, unflatten_like
+from .vjp import make_vjp
+
+__all__ = ["ForwardRecord", "InterpolatingAdjoint"]
+
+
+@dataclass
+class ForwardRecord:
+    """What a continuous adjoint keeps from its forward solve for the backward pass.
+
+    ``grid`` holds the output times and any checkpoints, in the order the solve passed them; ``outputs[i]``
+    is the grid index of output time i. Either ``dense`` (the dense forward solution) or ``checkpoint_states``
+    (u at every grid time, ``checkpointing=True``) is set.
+    """
+
+    grid: list[float]
+    outputs: list[int]
+    dense: DenseSolution | None = None
+    checkpoint_states: torch.Tensor | None = None
+    #: Tensors per step of ``dense`` (kept when the tensors themselves are handed to ``save_for_backward``).
+    coefficients_per_step: list[int] = field(default_factory=list)
+
+    def tensors(self) -> list[torch.Tensor]:
+        """Every tensor the record holds."""
+        return [self.checkpoint_states] if self.dense is None else self.dense.tensors()
+
+    def without_tensors(self) -> ForwardRecord:
+        """The bookkeeping alone (grid, step times, tensors per step): what the autograd node keeps itself."""
+        if self.dense is None:
+            return ForwardRecord(self.grid, self.outputs)
+        shell = DenseSolution(sign=self.dense.sign, knots=list(self.dense.knots))
+        return ForwardRecord(self.grid, self.outputs, dense=shell,
+                             coefficients_per_step=[len(c) for c in self.dense.coefficients])
+
+    def with_tensors(self, tensors: Sequence[torch.Tensor]) -> ForwardRecord:
+        """Inverse of :meth:`without_tensors`, from the tensors ``save_for_backward`` kept."""
+        if self.dense is None:
+            return ForwardRecord(self.grid, self.outputs, checkpoint_states=tensors[0])
+        coefficients, start = [], 0
+        for size in self.coefficients_per_step:
+            coefficients.append(list(tensors[start:start + size]))
+            start += size
+        dense = DenseSolution(sign=self.dense.sign, knots=self.dense.knots, coefficients=coefficients)
+        return ForwardRecord(self.grid, self.outputs, dense=dense)
+
+
+class _ContinuousAdjoint(SensitivityAlgorithm):
+    """Shared machinery of the adjoints that keep the forward solution (or checkpoints of it)."""
+
+    uses_dense_output = True
+
+    def __init__(self, autojacvec: str = "autograd", rtol: float | None = None, atol: float | None = None,
+                 checkpointing: bool = False, checkpoints: Sequence[float] | None = None) -> None:
+        self.autojacvec = check_vjp(autojacvec)
+        # None: the forward solve's tolerances. 0 is refused rather than read as "unset".
+        self.rtol = None if rtol is None else check_number("rtol", rtol, example="1e-6 (or None for the forward rtol)")
+        self.atol = None if atol is None else check_number("atol", atol, example="1e-6 (or None for the forward atol)")
+        self.checkpointing = check_bool("checkpointing", checkpointing)
+        if checkpoints is not None and not checkpointing:
+            raise InputError(
+                "checkpoints were given but checkpointing=False: pass checkpointing=True to use them, or drop them"
+            )
+        self.checkpoints = None if checkpoints is None else check_checkpoints(checkpoints)
+
+    def solve(self, problem: Problem, y0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        check_method(problem.method, need_dense=True)
+        if not torch.is_grad_enabled():
+            return AutogradAdjoint().solve(problem, y0, t)
+        return _AdjointFunction.apply(self, problem, y0, t, *problem.leaves)
+
+    # Forward pass: what to keep. -------------------------------------------------------------
+    def record_forward(self, problem: Problem, y0: torch.Tensor,
+                       t: torch.Tensor) -> tuple[torch.Tensor, ForwardRecord]:
+        """Solve forward; keep the dense solution, or only checkpoints when ``checkpointing=True``.
+
+        Returns:
+            The states at ``t`` and the record the backward pass reads.
+        """
+        times = [float(x) for x in t]
+        grid = times
+        if self.checkpointing and self.checkpoints:
+            lo, hi = min(times), max(times)
+            outside = [c for c in self.checkpoints if not lo < c < hi]
+            if outside:
+                raise InputError(f"checkpoints {outside} lie outside the open time span ({lo:g}, {hi:g})")
+            grid = sorted(set(times) | set(self.checkpoints), reverse=times[0] > times[-1])
+        counter = SolveCounter()
+        try:
+            states, dense = integrate(problem.closed(), y0, torch.tensor(grid, dtype=t.dtype, device=t.device),
+                                      method=problem.method, rtol=problem.rtol, atol=problem.atol,
+                                      options=problem.options, dense=not self.checkpointing, counter=counter,
+                                      inputs_checked=True)
+        finally:
+            problem.stats.nfe_forward += counter.nfe
+            problem.stats.steps_forward += counter.steps
+        outputs = [grid.index(x) for x in times]
+        if self.checkpointing:
+            record = ForwardRecord(grid, outputs, checkpoint_states=states)
+        else:
+            record = ForwardRecord(grid, outputs, dense=dense)
+        problem.stats.stored_bytes += sum(x.numel() * x.element_size() for x in record.tensors())
+        return states[outputs], record
+
+    def state_on(self, problem: Problem, record: ForwardRecord, k: int, counter: SolveCounter) -> DenseSolution:
+        """u(t) on grid interval k (between grid[k] and grid[k+1]); re-solved from a checkpoint if needed."""
+        if record.dense is not None:
+            return record.dense
+        span = torch.tensor(record.grid[k:k + 2], dtype=torch.float64)
+        _, dense = integrate(problem.closed(), record.checkpoint_states[k], span,
+                             method=problem.method, rtol=problem.rtol, atol=problem.atol, options=problem.options,
+                             dense=True, counter=counter, phase="checkpoint re-solve")
+        return dense
+
+    # Backward pass. -----------------------------------------------------------------------------
+    def tolerances(self, problem: Problem) -> tuple[float, float]:
+        """The backward solve's (rtol, atol): the algorithm's own, else the forward solve's."""
+        return (self.rtol or problem.rtol, self.atol or problem.atol)
+
+    def backward(self, problem: Problem, record: ForwardRecord,
+                 grad_ys: torch.Tensor) -> tuple[torch.Tensor, list]:
+        """dL/du(t0) and dL/dp for each parameter leaf, from dL/dy at the output times.
+
+        Args:
+            problem: the problem solved forward.
+            record: what the forward solve kept.
+            grad_ys: dL/dy(t_i), shape ``(len(t), *y0.shape)``.
+
+        Returns:
+            ``(dL/du(t0), [dL/dp_i])``.
+        """
+        raise NotImplementedError
+
+
+class _AdjointFunction(torch.autograd.Function):
+    """The continuous adjoints as one autograd node.
+
+    The forward record's tensors live only in ``save_for_backward``, so autograd frees them after the
+    first backward and refuses a second one (unless ``retain_graph=True``), as for any PyTorch operation.
+    """
+
+    @staticmethod
+    def forward(ctx, sensealg, problem, y0, t, *leaves):
+        with torch.no_grad():
+            ys, record = sensealg.record_forward(problem, y0, t)
+        ctx.sensealg, ctx.problem, ctx.record = sensealg, problem, record.without_tensors()
+        ctx.save_for_backward(*record.tensors())
+        return ys
+
+    @staticmethod
+    def backward(ctx, grad_ys):
+        if torch.is_grad_enabled():  # backward(create_graph=True) or autograd.grad(..., create_graph=True)
+            raise InputError(
+                f"{type(ctx.sensealg).__name__} computes gradients once: higher-order gradients (create_graph=True) "
+                "are not supported through it. Use sensealg=AutogradAdjoint() (sensealg='autograd') for them"
+            )
+        record = ctx.record.with_tensors(ctx.saved_tensors)  # raises after a freed first backward
+        grad_y0, grad_leaves = ctx.sensealg.backward(ctx.problem, record, grad_ys)
+        return (None, None, grad_y0, None, *grad_leaves)
+
+
+def _check_finite(name: str, value: torch.Tensor, t: float) -> None:
+    if not bool(torch.isfinite(value).all()):
+        raise NonFiniteStateError(
+            f"the adjoint {name} became NaN or infinite at t={t:.6g} during the backward solve: the loss gradient "
+            "or the dynamics blew up. Check the loss for NaN, lower the learning rate, or tighten rtol/atol"
+        )
+
+
+class InterpolatingAdjoint(_ContinuousAdjoint):
+    """Backward solve of [lambda, mu] with u(t) read from the forward pass, never integrated backward.
+
+    ``checkpointing=False`` keeps the forward solver's dense output (every step's polynomial).
+    ``checkpointing=True`` keeps only u at the output times (plus ``checkpoints``) and re-solves the
+    forward ODE, densely, inside each interval when the backward pass reaches it: less memory, about
+    one extra forward solve of work.
+    """
+
+    name = "interpolating"
+
+    def backward(self, problem, record, grad_ys):
+        vjp = make_vjp(self.autojacvec, problem.rhs)
+        rtol, atol = self.tolerances(problem)
+        leaves, grid, outputs = problem.leaves, record.grid, record.outputs
+        shape, n = grad_ys.shape[1:], grad_ys[0].numel()
+        dtype = grad_ys.dtype
+        grad_at = {k: grad_ys[i] for i, k in enumerate(outputs)}
+        lam = grad_at.get(len(grid) - 1, torch.zeros(shape, dtype=dtype)).clone()
+        mu = torch.zeros(sum(p.numel() for p in leaves), dtype=dtype, device=grad_ys.device)
+        counter = SolveCounter()
+        for k in range(len(grid) - 2, -1, -1):
+            u_of = self.state_on(problem, record, k, counter)
+
+            def adjoint_rhs(t_, z, u_of=u_of):
+                lam_t = z[:n].view(shape)
+                dtype = z.dtype
+                u = u_of(t_)
+                if u.dtype != dtype:
+                    u = u.to(dtype)
+                a_u, a_p = vjp(t_ if t_.dtype == dtype else t_.to(dtype), u, lam_t, leaves)
+                # -[a_u, a_p] in one negation: the same numbers as negating each part (negation is exact)
+                parts = [a_u.reshape(-1)] + [g.reshape(-1) for g in a_p]
+                for g in parts:
+                    if g.dtype != dtype or g.device != z.device:
+                        parts = [g.to(dtype).to(z.device) for g in parts]
+                        break
+                return torch.cat(parts).neg_()
+
+            z0 = torch.cat([lam.reshape(-1), mu])
+            problem.stats.backward_state_size = z0.numel()
+            zs, _ = integrate(adjoint_rhs, z0, torch.tensor([grid[k + 1], grid[k]], dtype=torch.float64),
+                              method=problem.method, rtol=rtol, atol=atol, options=problem.options, counter=counter,
+                              phase="backward (adjoint) solve", land_on_times=True, inputs_checked=True)
+            lam, mu = zs[-1][:n].view(shape).clone(), zs[-1][n:]
+            lam = lam + grad_at.get(k, 0)
+            _check_finite("state lambda", lam, grid[k])
+        problem.stats.nfe_backward += counter.nfe
+        problem.stats.steps_backward += counter.steps
+        return lam, unflatten_like(mu, leaves)
+
+
+class _LambdaOnlyAdjoint(_ContinuousAdjoint):
+    """Solve lambda alone backward; the parameter integral is computed separately by quadrature."""
+
+    def integrate_lambda(self, problem, record, grad_ys, on_interval):
+        vjp = make_vjp(self.autojacvec, problem.rhs)
+        rtol, atol = self.tolerances(problem)
+        grid, outputs, leaves = record.grid, record.outputs, problem.leaves
+        grad_at = {k: grad_ys[i] for i, k in enumerate(outputs)}
+        lam = grad_at.get(len(grid) - 1, torch.zeros_like(grad_ys[0])).clone()
+        counter = SolveCounter()
+        grads = [torch.zeros_like(p) for p in leaves]
+        for k in range(len(grid) - 2, -1, -1):
+            u_of = self.state_on(problem, record, k, counter)
+
+            def lambda_rhs(t_, lam_t, u_of=u_of):
+                a_u, _ = vjp(t_, u_of(t_).to(lam_t.dtype), lam_t, leaves, True, False)
+                return -a_u
+
+            def param_integrand(t_, lam_t, u_of=u_of):
+                counter.nfe += 1
+                tt = torch.tensor(t_, dtype=lam_t.dtype, device=lam_t.device)
+                return vjp(tt, u_of(tt).to(lam_t.dtype), lam_t, leaves, False, True)[1]
+
+            problem.stats.backward_state_size = lam.numel()
+            lams, _ = on_interval(lambda_rhs, param_integrand, lam, grid[k + 1], grid[k], rtol, atol, counter, grads)
+            lam = lams[-1] + grad_at.get(k, 0)
+            _check_finite("state lambda", lam, grid[k])
+        problem.stats.nfe_backward += counter.nfe
+        problem.stats.steps_backward += counter.steps
+        return lam, grads
+

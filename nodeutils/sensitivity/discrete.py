@@ -1,0 +1,97 @@
+"""The algorithm base class and the two that let autograd do the work: discrete backprop and backsolve."""
+
+from __future__ import annotations
+
+import torch
+import torchdiffeq
+
+from ..checks import check_bool
+from ..solvers import DEFAULT_MAX_NUM_STEPS, SolveCounter, _CheckedRHS, _friendly_solver_errors, integrate
+from .problem import Problem
+
+__all__ = ["SensitivityAlgorithm", "AutogradAdjoint", "BacksolveAdjoint"]
+
+
+class SensitivityAlgorithm:
+    """Base class: a way to compute gradients through :func:`odeint`."""
+
+    name: str = ""  # short name, as used by make_sensealg and the CLI
+    uses_dense_output = False  # whether the solver must provide dense output (an adaptive Runge-Kutta method)
+    needs_parameters = True  # whether f's parameters must be known (and require grad) to differentiate the solve
+
+    def solve(self, problem: Problem, y0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Solve ``problem`` from ``y0`` at the times ``t``, so that gradients flow back this algorithm's way.
+
+        Args:
+            problem: f, its parameter leaves and the solver settings.
+            y0: the initial state.
+            t: the output times (a checked, strictly monotone 1-D tensor).
+
+        Returns:
+            The states at ``t``, shape ``(len(t), *y0.shape)``.
+        """
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({fields})"
+
+
+class AutogradAdjoint(SensitivityAlgorithm):
+    """Discrete sensitivities: backpropagate through every operation of the solver.
+
+    The counterpart of SciMLSensitivity's ReverseDiffAdjoint/ZygoteAdjoint and of plain
+    ``torchdiffeq.odeint``. Gives the exact gradient of the computed solution; the autograd graph
+    (every stage of every step) stays in memory until ``backward``.
+    """
+
+    name = "autograd"
+    needs_parameters = False  # autograd follows whatever f's output depends on
+
+    def solve(self, problem: Problem, y0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        counter = SolveCounter()
+        try:
+            ys, _ = integrate(problem.closed(), y0, t, method=problem.method, rtol=problem.rtol,
+                              atol=problem.atol, options=problem.options, counter=counter, inputs_checked=True)
+        finally:
+            problem.stats.nfe_forward += counter.nfe
+            problem.stats.steps_forward += counter.steps
+        return ys
+
+
+class BacksolveAdjoint(SensitivityAlgorithm):
+    """torchdiffeq's ``odeint_adjoint``: re-integrate u backward together with the adjoint.
+
+    ``seminorm=True`` leaves the parameter-gradient part out of the backward step-size control
+    (Kidger, Chen & Lyons 2021), which usually saves backward steps.
+    """
+
+    name = "backsolve"
+
+    def __init__(self, seminorm: bool = False) -> None:
+        self.seminorm = check_bool("seminorm", seminorm)
+
+    def solve(self, problem: Problem, y0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        stats = problem.stats
+
+        class _Dynamics(torch.nn.Module):
+            # odeint_adjoint evaluates f without gradients forward and with gradients backward.
+            def forward(self, t_, y_):
+                if torch.is_grad_enabled():
+                    stats.nfe_backward += 1
+                else:
+                    stats.nfe_forward += 1
+                return problem.rhs(t_, y_, problem.leaves)
+
+        dynamics = _CheckedRHS(_Dynamics(), SolveCounter(), "backsolve adjoint solve")
+        # Each backward interval ends exactly on its output time (no step past it): torchdiffeq's default
+        # overshoot would carry u(t) beyond the span, where reversed contracting dynamics blow up.
+        adjoint_options = {"max_num_steps": problem.options.get("max_num_steps", DEFAULT_MAX_NUM_STEPS),
+                           "step_t": t}
+        if self.seminorm:
+            adjoint_options["norm"] = "seminorm"
+        with _friendly_solver_errors(t, problem.rtol, problem.atol, "backsolve adjoint solve"):
+            return torchdiffeq.odeint_adjoint(
+                dynamics, y0, t, rtol=problem.rtol, atol=problem.atol, method=problem.method,
+                options={"max_num_steps": DEFAULT_MAX_NUM_STEPS, **problem.options},
+                adjoint_params=problem.leaves, adjoint_options=adjoint_options)
