@@ -48,6 +48,35 @@ def assert_refused(call: Callable[..., Any], error: type[Exception], fragments: 
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Notebook exercises
+# ---------------------------------------------------------------------------------------------------------------
+def assert_exercises_numbered_and_reachable(module: ModuleType, numbers: Sequence[int] | None = None) -> None:
+    """A notebook's exercises are numbered 1, 2, ... in order (or ``numbers``), titled apart, and each is reachable
+    as ``module.<its name>``, so the printed advice ``exercises.<name>.hint()`` works."""
+    from nodeutils.exercises import exercises_of
+
+    found = exercises_of(module)
+    assert [e.number for e in found] == list(numbers or range(1, len(found) + 1))
+    assert all(getattr(module, e.name) is e for e in found)
+    assert len({e.title for e in found}) == len(found)
+
+
+def assert_reference_is_correct(exercise: Any) -> None:
+    """The exercise's own solution is judged correct, and its verdict says so."""
+    from nodeutils.exercises import Correct
+
+    assert isinstance(exercise.judge(exercise.solution_answer()), Correct)
+    assert ": correct. " in exercise.verdict(exercise.solution_answer())
+
+
+def wrong_verdict(exercise: Any, answer: Any) -> str:
+    """The verdict on an answer that must not be judged correct."""
+    text = exercise.verdict(answer)
+    assert ": correct. " not in text
+    return text
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # ODE problems
 # ---------------------------------------------------------------------------------------------------------------
 def oscillator(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -168,7 +197,8 @@ def right_hand_side(layer: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     Class-based and compact layers call it through ``BoundNetwork`` (bound for the call, as during a solve);
     the stateful layer through ``StatefulModel``, with its parameters as a dict.
     """
-    from nodeutils.layers import BoundNetwork, StatefulModel, StatefulNeuralODE
+    from nodeutils.layer_solve import BoundNetwork
+    from nodeutils.layers import StatefulModel, StatefulNeuralODE
 
     layer = getattr(layer, "ode", layer)
     params, as_dict = layer.settings.solver_parameters(layer.model)
@@ -198,7 +228,7 @@ class JacobianStructure:
 
 def jacobian_structure(model: nn.Module, images: torch.Tensor) -> JacobianStructure:
     """Build both Jacobians of the model's dynamics at the encoded ``images`` and describe their structure."""
-    from nodeutils.layers import solve_dtype
+    from nodeutils.layer_solve import solve_dtype
     from nodeutils.models import encode
 
     network = model.ode.model
