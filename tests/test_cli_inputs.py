@@ -1,5 +1,5 @@
 """What a learner may type on the command line: each bad value ends in one ``error: ...`` line (status 2) that
-names the flag and the fix, never a traceback. In-process where possible; the Ctrl-C tests are in
+names the argument and the fix, never a traceback. In-process where possible; the Ctrl-C tests are in
 test_interrupts.py."""
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ from nodeutils.cli import main
 
 
 def cli_error(capsys, *argv: str) -> str:
-    """Run ``nodeutils train *argv`` in-process; assert it exits with status 2 and return what it printed to stderr."""
-    with pytest.raises(SystemExit) as info:
-        main(["train", *argv])
-    assert info.value.code == 2
+    """Run ``nodeutils train *argv`` in-process; assert it returns status 2 and return what it printed to stderr."""
+    assert main(["train", *argv, "--no-progress"]) == 2
     return capsys.readouterr().err
 
 
@@ -29,27 +27,27 @@ def run_cli(*args: str, env: dict | None = None, stdout=subprocess.PIPE) -> subp
                           env={**os.environ, **(env or {})})
 
 
+# argparse checks types and choices; the range rules are the library's, whose message the CLI prints.
 BAD_FLAGS = [
-    pytest.param(["--subset", "2"], ["--subset 2 leaves no image for testing", "--subset 5 or more"], ["train_split"],
-                 id="subset too small"),
+    pytest.param(["--subset", "2"], ["subset=2 with train_split=0.9 leaves 2 training and 0 test images",
+                                     "at least 5 images"], id="subset too small"),
     pytest.param(["--sensealg", "autograd", "--vjp", "jacobian"],
-                 ["--vjp jacobian has no effect with --sensealg autograd"], [], id="vjp ignored by the algorithm"),
-    pytest.param(["--data-dir", "/tmp"], ["--data-dir is the folder of --source torchvision"], [],
+                 ["vjp='jacobian' has no effect with the 'autograd' algorithm", "interpolating, quadrature or gauss"],
+                 id="vjp ignored by the algorithm"),
+    pytest.param(["--data-dir", "/tmp"], ["root='/tmp' is only used by source='torchvision'"],
                  id="data-dir without torchvision source"),
-    pytest.param(["--epochs", "0"], ["argument --epochs: expected a positive integer, got 0"], [], id="zero epochs"),
-    pytest.param(["--threads", "0"], ["argument --threads: expected a positive number of threads, got 0"], [],
-                 id="zero threads"),
-    pytest.param(["--lr=-1"], ["argument --lr: expected a positive number"], [], id="negative learning rate"),
+    pytest.param(["--epochs", "0"], ["epochs must be a positive integer; got 0"], id="zero epochs"),
+    pytest.param(["--threads", "0"], ["--threads=0 is not a usable number of threads"], id="zero threads"),
+    pytest.param(["--lr=-1"], ["lr must be a positive finite number", "got -1.0"], id="negative learning rate"),
 ]
 
 
-@pytest.mark.parametrize("argv, fragments, absent", BAD_FLAGS)
-def test_bad_flag_is_refused_with_the_flag_and_the_fix(argv, fragments, absent, capsys):
+@pytest.mark.parametrize("argv, fragments", BAD_FLAGS)
+def test_bad_flag_is_refused_in_one_line_with_the_argument_and_the_fix(argv, fragments, capsys):
     err = cli_error(capsys, *argv)
+    assert err.startswith("error: ") and err.count("\n") == 1, err  # one line, no traceback
     for fragment in fragments:
         assert fragment in err, (fragment, err)
-    for word in absent:  # the flag's name, not the library argument behind it
-        assert word not in err, (word, err)
 
 
 def test_corrupt_data_dir_file_is_named(tmp_path, capsys):
