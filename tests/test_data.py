@@ -180,8 +180,9 @@ def _read_only_folder(fx):
     def read_only(self, *args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system", str(self))
 
+    root = fx.tmp_path / "data"  # (pytest makes tmp_path before mkdir is patched)
     fx.monkeypatch.setattr(Path, "mkdir", read_only)
-    return load_arrays("torchvision", root=fx.tmp_path / "data")
+    return load_arrays("torchvision", root=root)
 
 
 def _folder_that_is_a_file(fx):

@@ -14,8 +14,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torchdiffeq
-from torch import nn
 from helpers import ROOT
+from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from nodeutils import training
