@@ -40,7 +40,11 @@ def exit_quietly_on_interrupt() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``python -m nodeutils``."""
+    """The argument parser of ``python -m nodeutils``.
+
+    Returns:
+        The parser, with one subcommand, ``train``.
+    """
     from .layers import LAYERS
     from .sensitivity import SENSEALG_NAMES, VJP_CHOICES
 
@@ -96,7 +100,16 @@ def _show_warning(message: Warning | str, category: type[Warning], *args: object
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the process exit status (0, 2 for a usage error, 130 after Ctrl-C)."""
+    """Entry point of ``python -m nodeutils``: parse the arguments, train, print the table.
+
+    Args:
+        argv: the arguments after the program name (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0 after training, 1 when the output cannot be written, 2 when nodeutils refuses an argument
+        or the data (the message is printed as ``error: ...``), 130 after Ctrl-C. A command line argparse cannot
+        parse, or ``--help``, exits through argparse's ``SystemExit`` (status 2, or 0).
+    """
     try:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on Ctrl-C is a KeyboardInterrupt
     except ValueError:  # not the main thread

@@ -21,6 +21,9 @@ from typing import Any
 
 import torch
 
+from .checks import check_callable
+from .errors import InputError
+
 __all__ = ["ExplainRow", "explain", "break_category", "quiet_compiler"]
 
 
@@ -55,7 +58,15 @@ _CATEGORIES = [
 
 
 def break_category(reason: str) -> str:
-    """A short, stable label for a graph-break reason."""
+    """A short, stable label for a graph-break reason.
+
+    Args:
+        reason: the reason text Dynamo recorded for one graph break.
+
+    Returns:
+        A label such as ``"if/while on a tensor's value"``, or the reason's first line (up to 60 characters) when
+        it fits no known kind.
+    """
     for needle, label in _CATEGORIES:
         if needle in reason:
             return label
@@ -71,6 +82,17 @@ class ExplainRow:
     next), and larger whenever a graph also ends without a recorded break: where a traced function
     returns, and in every function Dynamo enters afresh after a break. (``torch._dynamo.explain``
     reports ``graphs - 1`` as its "graph break count", which counts those ends too.)
+
+    Args:
+        name: what was traced, shown in the row.
+        graphs: the number of graphs Dynamo captured.
+        graph_breaks: the number of breaks with a recorded reason.
+        reasons: break label (:func:`break_category`) -> count.
+        origins: package whose code broke the graph (``"torchdiffeq"``, ``"nodeutils"``, ``"torch"``,
+            ``"user code"``) -> count.
+
+    Raises:
+        ValueError: ``reasons`` or ``origins`` does not add up to ``graph_breaks``.
     """
 
     name: str
@@ -85,15 +107,30 @@ class ExplainRow:
                              f"{sum(self.reasons.values())} and origins to {sum(self.origins.values())}")
 
     def top_reasons(self, n: int | None = None) -> str:
-        """Break reasons with counts, most frequent first; all of them unless ``n`` is given."""
+        """Break reasons with counts, most frequent first.
+
+        Args:
+            n: how many reasons to show (``None``: all).
+
+        Returns:
+            E.g. ``"if/while on a tensor's value x2; tensor value read into Python (.item()) x1"``, or ``"none"``.
+        """
         return "; ".join(f"{label} x{count}" for label, count in self.reasons.most_common(n)) or "none"
 
     def where(self) -> str:
-        """Packages whose code broke the graph, with counts (they add up to ``graph_breaks``)."""
+        """Packages whose code broke the graph, with counts (they add up to ``graph_breaks``).
+
+        Returns:
+            E.g. ``"torchdiffeq 2, nodeutils 1"``, or ``"-"`` when there are no breaks.
+        """
         return ", ".join(f"{origin} {count}" for origin, count in self.origins.most_common()) or "-"
 
     def summary(self) -> tuple[int, int, tuple, tuple]:
-        """Everything the row shows, in a form that compares equal between rows that look the same."""
+        """Everything the row shows, in a form that compares equal between rows that look the same.
+
+        Returns:
+            ``(graphs, graph_breaks, reasons, origins)``, the two counters as sorted tuples of (label, count).
+        """
         return self.graphs, self.graph_breaks, tuple(sorted(self.reasons.items())), tuple(sorted(self.origins.items()))
 
 
@@ -117,8 +154,23 @@ def _quiet_dynamo() -> Iterator[None]:
 
 
 def explain(name: str, fn: Callable[..., Any], *args: Any) -> ExplainRow:
-    """Trace ``fn(*args)`` with TorchDynamo (nothing is compiled) and count graphs and breaks."""
+    """Trace ``fn(*args)`` with TorchDynamo (nothing is compiled) and count graphs and breaks.
+
+    ``fn`` runs once. Dynamo's caches are reset before and after, so functions compiled earlier compile again on
+    their next call.
+
+    Args:
+        name: what is traced, shown in the row (e.g. ``"the network f, one evaluation"``).
+        fn: the function or module to trace.
+        *args: the arguments ``fn`` is called with.
+
+    Returns:
+        The row of graphs, breaks and their reasons.
+    """
     # tracing writes Inductor's default cache folder into the environment, which a later compile would then keep
+    if not isinstance(name, str):
+        raise InputError(f"name must be a string labelling the row, like 'the ODE layer'; got {name!r}")
+    check_callable("fn", fn, "the function to trace, e.g. model.ode or a lambda: model(x)")
     _separate_compile_cache_per_cpu_capability()
     torch._dynamo.reset()
     with _quiet_dynamo():

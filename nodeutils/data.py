@@ -49,7 +49,11 @@ MIN_MEANINGFUL_TEST_IMAGES = 50
 
 
 def default_subset() -> int | None:
-    """1,500 images when the environment variable ``CI`` is true (as in the tutorial), else all."""
+    """1,500 images when the environment variable ``CI`` is true (as in the tutorial), else all.
+
+    Returns:
+        :data:`CI_SUBSET` when ``CI`` is ``1``, ``true`` or ``yes``; else ``None`` (every image).
+    """
     return CI_SUBSET if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"} else None
 
 
@@ -94,7 +98,14 @@ DEFAULT_ROOT = "data"
 
 
 def raw_folder(root: str | os.PathLike | None = None) -> Path:
-    """Where the torchvision source keeps the raw IDX files: ``root/MNIST/raw`` (torchvision's layout)."""
+    """Where the torchvision source keeps the raw IDX files: ``root/MNIST/raw`` (torchvision's layout).
+
+    Args:
+        root: the data folder (default ``"data"``).
+
+    Returns:
+        The folder's path (it need not exist).
+    """
     return Path(DEFAULT_ROOT if root is None else root) / "MNIST" / "raw"
 
 
@@ -216,8 +227,23 @@ def load_arrays(
     """Images (N x 1 x 28 x 28 float32 in [0, 1]) and labels (int64) in the order used for splitting.
 
     The embedded file is sorted by digit, so it is shuffled once with a fixed seed; the torchvision
-    training set is used in its own order, as the tutorial does. ``subset`` keeps the first images.
-    ``root`` (default ``"data"``) is the torchvision source's folder; ``path`` replaces the embedded file.
+    training set is used in its own order, as the tutorial does.
+
+    Args:
+        source: ``"embedded"`` (the 5,000 images shipped with the package) or ``"torchvision"`` (the 60,000
+            training images of the full MNIST).
+        subset: keep the first ``subset`` images (``None``: all).
+        root: the torchvision source's folder (default ``"data"``; only with ``source="torchvision"``).
+        download: whether the torchvision source may download missing files.
+        path: a ``pathlib.Path`` to a file that replaces the embedded one (only with ``source="embedded"``).
+
+    Returns:
+        ``(images, labels)``: float32 images shaped (N, 1, 28, 28) in [0, 1], int64 labels shaped (N,).
+
+    Raises:
+        InputError: a bad argument, ``root`` or ``path`` with the other source, or a ``subset`` larger than the
+            source.
+        DataError: the data files are missing or corrupt and cannot be downloaded.
     """
     source = check_choice("MNIST source", source, SOURCES)
     download = check_bool("download", download)
@@ -227,7 +253,9 @@ def load_arrays(
         if root is not None:
             raise InputError(f"root={str(root)!r} is only used by source='torchvision' (the embedded images ship "
                              "inside nodeutils): drop root, or pass source='torchvision'")
-        images, labels = _read_embedded(path or EMBEDDED_PATH)
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise InputError(f"path must be the path of an .npz file like the embedded one; got {describe(path)}")
+        images, labels = _read_embedded(EMBEDDED_PATH if path is None else Path(path))
         order = np.random.default_rng(SHUFFLE_SEED).permutation(len(labels))
         images, labels = images[order], labels[order]
     else:
@@ -251,13 +279,28 @@ def load_arrays(
 
 
 def split_sizes(n: int, train_split: float) -> tuple[int, int]:
-    """Numbers of training and test images when ``n`` images are split by ``train_split``."""
+    """Numbers of training and test images when ``n`` images are split by ``train_split``.
+
+    Args:
+        n: the number of images.
+        train_split: the fraction used for training.
+
+    Returns:
+        ``(n_train, n_test)``, with ``n_train = round(train_split * n)``.
+    """
     n_train = int(round(train_split * n))
     return n_train, n - n_train
 
 
 def smallest_subset(train_split: float = 0.9) -> int:
-    """The fewest images that leave at least one image on each side of the split."""
+    """The fewest images that leave at least one image on each side of the split.
+
+    Args:
+        train_split: the fraction used for training, strictly between 0 and 1.
+
+    Returns:
+        The number of images (2 for ``train_split=0.5``).
+    """
     n = 2
     while 0 in split_sizes(n, train_split):
         n += 1
@@ -265,7 +308,12 @@ def smallest_subset(train_split: float = 0.9) -> int:
 
 
 def warn_if_small_test_set(n_test: int, stacklevel: int = 3) -> None:
-    """Warn (:class:`NodeUtilsWarning`) when a test accuracy would rest on too few images to mean anything."""
+    """Warn (:class:`NodeUtilsWarning`) when a test accuracy would rest on too few images to mean anything.
+
+    Args:
+        n_test: the number of test images; below :data:`MIN_MEANINGFUL_TEST_IMAGES` it warns.
+        stacklevel: passed to ``warnings.warn`` (3: the caller of the function that calls this one).
+    """
     if n_test < MIN_MEANINGFUL_TEST_IMAGES:
         warnings.warn(
             f"the test split has only {n_test} image{'s' * (n_test != 1)}, so its accuracy moves in steps of "
@@ -296,10 +344,11 @@ def load_mnist(
         batch_size: images per batch.
         train_split: the fraction of the images used for training, strictly between 0 and 1.
         subset: how many images to use: ``"auto"``, an integer, or ``None`` for all.
-        source: ``"embedded"`` (the 5,000 images shipped with the package) or ``"torchvision"`` (all 70,000).
+        source: ``"embedded"`` (the 5,000 images shipped with the package) or ``"torchvision"`` (the 60,000
+            training images of the full MNIST).
         root: the torchvision source's folder.
         download: whether the torchvision source may download missing files.
-        seed: seeds the split and the training loader's shuffling.
+        seed: seeds the training loader's shuffling (the split itself is fixed: the first images train).
 
     Returns:
         ``(train_loader, test_loader)``, DataLoaders of ``(images, labels)``: float32 images shaped

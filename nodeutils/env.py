@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from importlib import metadata
+from typing import TextIO
 
 import torch
 
@@ -25,7 +26,11 @@ DEVICE_VARIABLE = "NODEUTILS_DEVICE"
 
 
 def default_device_name() -> str:
-    """The device asked for by ``NODEUTILS_DEVICE``, or ``"cpu"`` when it is unset or empty."""
+    """The device asked for by ``NODEUTILS_DEVICE``, or ``"cpu"`` when it is unset or empty.
+
+    Returns:
+        The name as set, e.g. ``"cuda"`` (checked by :func:`pick_device`, not here).
+    """
     return os.environ.get(DEVICE_VARIABLE, "").strip() or "cpu"
 
 
@@ -43,7 +48,7 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
         The ``torch.device``.
 
     Raises:
-        InputError: an unknown device name, or a CUDA device on a machine without one.
+        InputError: an unknown device name (also in ``NODEUTILS_DEVICE``), or a CUDA device this machine lacks.
     """
     if isinstance(device, torch.device):  # checked like its name, so torch.device("cuda") without a GPU is refused
         device = str(device)
@@ -76,18 +81,28 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
 def default_threads(warn: bool = False) -> int:
     """PyTorch's intra-op threads for the notebooks: ``OMP_NUM_THREADS`` when set, else 1.
 
-    A value that is not a positive number of threads is refused; ``warn=True`` also warns about
-    more threads than CPU cores.
-
     One thread is as fast as two on an idle 2-core machine and many times faster on a busy or shared
     one (Colab, Binder); results are the same for every thread count.
+
+    Args:
+        warn: whether to warn (:class:`~nodeutils.errors.NodeUtilsWarning`) about more threads than CPU cores.
+
+    Returns:
+        The number of threads, for ``torch.set_num_threads``.
+
+    Raises:
+        InputError: ``OMP_NUM_THREADS`` is set to something other than a whole number from 1 to 1024.
     """
     value = os.environ.get("OMP_NUM_THREADS", "").strip()
     return check_threads(value, "OMP_NUM_THREADS", warn=warn) if value else 1
 
 
 def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo where available, else platform.processor()."""
+    """The CPU model from /proc/cpuinfo where available, else platform.processor().
+
+    Returns:
+        E.g. ``"AMD EPYC 7763 64-Core Processor"``; ``platform.machine()`` (``"x86_64"``) when neither is known.
+    """
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
@@ -99,7 +114,11 @@ def cpu_name() -> str:
 
 
 def nvidia_driver_version() -> str:
-    """The NVIDIA driver version reported by ``nvidia-smi``, or "unknown"."""
+    """The NVIDIA driver version reported by ``nvidia-smi``.
+
+    Returns:
+        E.g. ``"550.54.15"``, or ``"unknown"`` when ``nvidia-smi`` is missing or fails.
+    """
     if shutil.which("nvidia-smi") is None:
         return "unknown"
     try:
@@ -117,17 +136,24 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def versioninfo(file=None) -> None:
+def versioninfo(file: TextIO | None = None) -> None:
     """Print versions, CPU and threads, and CUDA details when a GPU is present (the tutorial's appendix).
 
     Args:
-        file: where to print (default: standard output).
+        file: an open text file to print to (default: standard output).
     """
+    if file is not None and not callable(getattr(file, "write", None)):
+        raise InputError(f"file must be an open text file (something with .write), such as sys.stdout or "
+                         f"open('versions.txt', 'w'); got {file!r}")
     print(versioninfo_text(), file=file)
 
 
 def versioninfo_text() -> str:
-    """The report printed by :func:`versioninfo`."""
+    """The report printed by :func:`versioninfo`.
+
+    Returns:
+        The report's lines, joined by newlines (no newline at the end).
+    """
     lines = [
         f"Python {sys.version.split()[0]} ({platform.python_implementation()})",
         f"Platform: {platform.system()} {platform.machine()}",

@@ -16,7 +16,7 @@ from torch import nn
 from torch.compiler import is_compiling
 from torch.func import functional_call
 
-from .checks import check_bool, check_method, check_options, check_time_span, check_tolerances
+from .checks import check_bool, check_method, check_options, check_state, check_time_span, check_tolerances
 from .sensitivity import SensitivityAlgorithm, SolveStats, make_sensealg, odeint
 
 __all__ = ["ODESettings", "BoundNetwork", "solve_dtype"]
@@ -47,7 +47,20 @@ class ODESettings:
     """Solver settings shared by the three layer styles, and the solve they run.
 
     ``flat_params=True`` hands the solver one flat parameter vector (like a ComponentArray);
-    otherwise a dict of the parameters in their own shapes (like a NamedTuple).
+    otherwise a dict of the parameters in their own shapes (like a NamedTuple). ``stats`` holds the
+    function-evaluation counts of the latest solve (and of its backward pass).
+
+    Args:
+        solver: the ODE solver's name.
+        tspan: the start and end times.
+        sensealg: the sensitivity algorithm, an object or a name (``None``: backprop through the solver).
+        rtol: relative tolerance of the solve.
+        atol: absolute tolerance of the solve.
+        flat_params: whether the solver gets the parameters as one flat vector rather than a dict.
+        options: solver options, as torchdiffeq takes them.
+
+    Raises:
+        InputError: a bad setting (solver, time span, tolerance, algorithm, options).
     """
 
     def __init__(self, solver: str = "tsit5", tspan: Sequence[float] = (0.0, 1.0),
@@ -68,7 +81,15 @@ class ODESettings:
         self.stats = SolveStats()  # counts of the latest solve (and of its backward pass)
 
     def solver_parameters(self, model: nn.Module) -> tuple[Any, Callable[[Any], dict[str, torch.Tensor]]]:
-        """The parameters handed to the solver, and the function turning them back into a name -> tensor dict."""
+        """The parameters handed to the solver, and the function turning them back into a name -> tensor dict.
+
+        Args:
+            model: the network whose trainable parameters (``requires_grad``) are handed to the solver.
+
+        Returns:
+            ``(params, as_dict)``: ``params`` is a name -> parameter dict, or with ``flat_params`` one vector of
+            them all concatenated; ``as_dict`` maps such a value back to a name -> tensor dict (views of a vector).
+        """
         named = {n: p for n, p in model.named_parameters() if p.requires_grad}
         if not self.flat_params:
             return named, lambda p: p
@@ -92,7 +113,12 @@ class ODESettings:
 
         Returns:
             The states at both ends of ``tspan``, shaped (2, batch, features).
+
+        Raises:
+            InputError: ``x`` is not a float tensor, or does not fit the solve (an empty batch, another device).
+            SolverError: the solve failed (non-finite state, too many steps, step size underflow).
         """
+        check_state(x, name="the input of the ODE layer")
         params, as_dict = self.solver_parameters(network)
         with BoundNetwork(network, params, as_dict) as bound:
 
@@ -102,7 +128,20 @@ class ODESettings:
             return self.solve(dudt, x.to(solve_dtype(network, x)), params).to(x.dtype)
 
     def solve(self, rhs: Callable, y0: torch.Tensor, params: Any) -> torch.Tensor:
-        """Solve du/dt = rhs(t, u, params) from y0 and return the states at both ends of ``tspan``."""
+        """Solve du/dt = rhs(t, u, params) from y0 with these settings; the counts go to ``stats``.
+
+        Args:
+            rhs: the right-hand side, called as ``rhs(t, u, params)``.
+            y0: the initial state, a float32 or float64 tensor.
+            params: the parameters passed to ``rhs`` (those gradients flow to), as from :meth:`solver_parameters`.
+
+        Returns:
+            The states at the times of ``tspan``, shaped ``(2, *y0.shape)`` for a start and an end time.
+
+        Raises:
+            InputError: ``y0``, ``rhs`` or ``params`` do not fit (see :func:`~nodeutils.sensitivity.odeint`).
+            SolverError: the solve failed (non-finite state, too many steps, step size underflow).
+        """
         self.stats = SolveStats()
         t = torch.tensor(self.tspan, dtype=torch.float64, device=y0.device)
         return odeint(rhs, y0, t, method=self.solver, rtol=self.rtol, atol=self.atol, sensealg=self.sensealg,
@@ -123,6 +162,13 @@ class BoundNetwork:
     which is what ``torch.func.functional_call`` does, without its per-call set-up; the views of a flat
     ``p`` are made once per ``p``, not once per call. Under ``torch.compile`` ``functional_call`` itself
     is used. Same numbers, less overhead.
+
+    Use it as a context manager: ``with BoundNetwork(model, params, as_dict) as bound: ... bound(u, p) ...``.
+
+    Args:
+        model: the network.
+        params: the parameters the solve starts with, from :meth:`ODESettings.solver_parameters`.
+        as_dict: turns such parameters into a name -> tensor dict, from the same call.
     """
 
     def __init__(self, model: nn.Module, params: Any, as_dict: Callable[[Any], dict[str, torch.Tensor]]) -> None:
@@ -136,7 +182,11 @@ class BoundNetwork:
         self._views: tuple[Any, ...] | None = None  # (p, grad mode, requires_grad, version, as_dict(p)) of the latest p
 
     def bind(self) -> BoundNetwork:
-        """Put the solver's parameter tensors into the module (when they are not its own already)."""
+        """Put the solver's parameter tensors into the module (when they are not its own already).
+
+        Returns:
+            This object, for ``with``.
+        """
         if self.needs_swap:
             for name, value in self.tensors.items():
                 owner_name, _, attr = name.rpartition(".")
@@ -167,6 +217,15 @@ class BoundNetwork:
         return False
 
     def __call__(self, u: torch.Tensor, p: Any) -> torch.Tensor:
+        """Evaluate the network at ``u`` with the parameters ``p``.
+
+        Args:
+            u: the state, as the network takes it.
+            p: the parameters the solver passes, in the form of :meth:`ODESettings.solver_parameters`.
+
+        Returns:
+            ``model(u)`` computed with ``p``.
+        """
         if self.active and self._is_bound(p):
             return self.model(u)
         if is_compiling():

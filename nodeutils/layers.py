@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from .checks import check_module
+from .checks import check_call_signature, check_module, check_state, describe
 from .errors import InputError
 from .layer_solve import ODESettings, solve_dtype
 from .sensitivity import SensitivityAlgorithm, SolveStats
@@ -61,7 +61,13 @@ def last_state(solution: torch.Tensor) -> torch.Tensor:
 
     Returns:
         ``solution[-1]``, shaped (batch, ...).
+
+    Raises:
+        InputError: ``solution`` is not a tensor with a time dimension.
     """
+    if not isinstance(solution, torch.Tensor) or solution.ndim < 1:
+        raise InputError(f"last_state needs the states at the saved times, shaped (time, batch, ...), as an ODE layer "
+                         f"returns them; got {describe(solution)}")
     return solution[-1]
 
 
@@ -69,6 +75,14 @@ class LastState(nn.Module):
     """:func:`last_state` as a layer, for use inside ``nn.Sequential``."""
 
     def forward(self, solution: torch.Tensor) -> torch.Tensor:
+        """Keep the final state.
+
+        Args:
+            solution: the states at the saved times, shaped (time, batch, ...).
+
+        Returns:
+            ``solution[-1]``, shaped (batch, ...).
+        """
         return last_state(solution)
 
 
@@ -101,18 +115,41 @@ class NeuralODE(nn.Module):
 
     @property
     def stats(self) -> SolveStats:
+        """Function-evaluation counts of the latest solve (and of its backward pass)."""
         return self.settings.stats
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Solve from u(t0) = x, in the network's dtype.
+
+        Args:
+            x: the initial state, shaped (batch, features).
+
+        Returns:
+            The states at both ends of ``tspan`` in ``x``'s dtype, shaped (2, batch, features).
+
+        Raises:
+            InputError: ``x`` does not fit the solve (e.g. an empty batch, or on another device than the network).
+            SolverError: the solve failed (non-finite state, too many steps, step size underflow).
+        """
         # solved in the network's dtype (float64 in create_model's model), returned in the input's
         return self.settings.solve_network(self.model, x)
 
     def extra_repr(self) -> str:
+        """Extra text for ``print(layer)``.
+
+        Returns:
+            The solver settings, e.g. ``solver='tsit5', tspan=(0.0, 1.0), rtol=0.001, atol=0.001, sensealg=...``.
+        """
         return repr(self.settings)
 
 
 class CompactLayer(nn.Module):
-    """A layer made by :func:`compact`: ``forward(x)`` calls ``fn(self, x)``."""
+    """A layer made by :func:`compact`: ``forward(x)`` calls ``fn(self, x)``.
+
+    Args:
+        fn: the layer's forward function, ``fn(layer, x)``.
+        values: name -> submodule or setting, set as attributes of the layer.
+    """
 
     def __init__(self, fn: Callable[..., Any], values: dict[str, Any]) -> None:
         super().__init__()
@@ -121,6 +158,14 @@ class CompactLayer(nn.Module):
             setattr(self, name, value)  # modules are registered as submodules, the rest stay attributes
 
     def forward(self, x: torch.Tensor) -> Any:
+        """Call ``fn(self, x)``.
+
+        Args:
+            x: the layer's input.
+
+        Returns:
+            What ``fn`` returns.
+        """
         return self._fn(self, x)
 
     @property
@@ -129,6 +174,11 @@ class CompactLayer(nn.Module):
         return self.settings.stats
 
     def extra_repr(self) -> str:
+        """Extra text for ``print(layer)``.
+
+        Returns:
+            ``fn='...'``, the name of the layer's function.
+        """
         return f"fn={getattr(self._fn, '__qualname__', self._fn)!r}"
 
 
@@ -146,10 +196,9 @@ def compact(fn: Callable[..., Any], **values: Any) -> CompactLayer:
         The layer, an ``nn.Module``.
 
     Raises:
-        InputError: ``fn`` is not callable.
+        InputError: ``fn`` is not a function of two arguments (the layer and its input).
     """
-    if not callable(fn):
-        raise InputError(f"compact() needs a function fn(layer, x); got {type(fn).__name__}")
+    check_call_signature("fn", fn, 2, "a function fn(layer, x) of the layer and its input")
     return CompactLayer(fn, values)
 
 
@@ -191,16 +240,48 @@ class StatefulModel:
         state: its buffers by name (default: copies of its own).
 
     Raises:
-        InputError: ``model`` is not an ``nn.Module``.
+        InputError: ``model`` is not an ``nn.Module``, or ``params`` / ``state`` is not a dict of the names of its
+            parameters / buffers.
     """
 
     def __init__(self, model: nn.Module, params: dict[str, torch.Tensor] | None = None,
                  state: dict[str, torch.Tensor] | None = None) -> None:
         self.model = check_module("model", model, "the network to call with explicit parameters", _NETWORK_HINT)
-        self.params = dict(model.named_parameters()) if params is None else dict(params)
+        self._parameter_names = {n for n, _ in model.named_parameters()}
+        self.params = dict(model.named_parameters()) if params is None else self._checked_params(params)
+        buffers = [n for n, _ in model.named_buffers()]
+        if state is not None and not (isinstance(state, dict) and state.keys() <= set(buffers)):
+            names = ", ".join(buffers) or "it has none"
+            raise InputError(f"state must be a dict of the model's buffers by name ({names}); got {describe(state)}")
         self.state = {n: b.clone() for n, b in model.named_buffers()} if state is None else dict(state)
 
+    def _checked_params(self, params: object) -> dict[str, torch.Tensor]:
+        """``params`` if it is a dict naming only parameters of the model (a misspelt name would be ignored)."""
+        if not isinstance(params, dict):
+            raise InputError(f"params must be a dict of parameter name -> tensor, like dict(model.named_parameters())"
+                             f"; got {describe(params)}")
+        if not params.keys() <= self._parameter_names:
+            unknown = sorted(set(params) - self._parameter_names)
+            raise InputError(f"params names {', '.join(map(repr, unknown))}, which the model does not have: its "
+                             f"parameters are {', '.join(sorted(self._parameter_names))}")
+        return dict(params)
+
     def __call__(self, x: torch.Tensor, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Apply the network to ``x`` with explicit parameters and the current state; keep the updated state.
+
+        Args:
+            x: the network's input.
+            params: name -> tensor for this call (default: ``self.params``); a parameter it does not name is the
+                module's own.
+
+        Returns:
+            The network's output.
+
+        Raises:
+            InputError: ``params`` is not a dict, or names a parameter the model does not have.
+        """
+        if params is not None and not (isinstance(params, dict) and params.keys() <= self._parameter_names):
+            self._checked_params(params)  # raises, naming what is wrong
         state = {n: b.clone() for n, b in self.state.items()}
         out = functional_call(self.model, {**(self.params if params is None else params), **state}, (x,),
                               tie_weights=False)
@@ -232,6 +313,19 @@ class StatefulNeuralODE(NeuralODE):
         self.state = {n: b.clone() for n, b in model.named_buffers()}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Solve from u(t0) = x, in the network's dtype, and keep the updated buffers in ``self.state``.
+
+        Args:
+            x: the initial state, shaped (batch, features).
+
+        Returns:
+            The states at both ends of ``tspan`` in ``x``'s dtype, shaped (2, batch, features).
+
+        Raises:
+            InputError: ``x`` is not a float tensor, or does not fit the solve (an empty batch, another device).
+            SolverError: the solve failed (non-finite state, too many steps, step size underflow).
+        """
+        check_state(x, name="the input of the ODE layer")
         params, as_dict = self.settings.solver_parameters(self.model)
         state = {name: value.to(x.device) for name, value in self.state.items()}  # follows the input's device
         stateful = StatefulModel(self.model, state=state)
@@ -252,7 +346,25 @@ LAYERS: dict[str, Callable[..., nn.Module]] = {
 
 
 def make_ode_layer(layer: str, model: nn.Module, **kwargs: Any) -> nn.Module:
-    """Build one of the three layer styles by name: ``"class"``, ``"compact"`` or ``"stateful"``."""
+    """Build one of the three layer styles by name.
+
+    Args:
+        layer: ``"class"``, ``"compact"`` or ``"stateful"`` (the keys of ``LAYERS``).
+        model: the network f of du/dt = f(u), an ``nn.Module``.
+        **kwargs: the layer's settings (``solver``, ``tspan``, ``sensealg``, ``rtol`` ...), as for
+            :class:`NeuralODE`.
+
+    Returns:
+        The layer.
+
+    Raises:
+        InputError: an unknown ``layer``, or a bad setting.
+    """
     if layer not in LAYERS:
         raise InputError(f"unknown layer {layer!r}: choose one of {', '.join(LAYERS)}")
+    settings = ("solver", "tspan", "sensealg", "rtol", "atol", "flat_params", "options")
+    unknown = sorted(set(kwargs) - set(settings))
+    if unknown:
+        raise InputError(f"make_ode_layer does not take {', '.join(unknown)}: the layers' settings are "
+                         f"{', '.join(settings)}")
     return LAYERS[layer](model, **kwargs)

@@ -77,7 +77,8 @@ def time_interleaved(steps: dict[str, Callable[[], Any]], repeats: int = 10, war
         Every round's time per name, in rounds order (compare two of them with :func:`ratio`).
 
     Raises:
-        InputError: no steps, a step that is not callable, or a count below its minimum.
+        InputError: no steps, a step or clock that is not callable, or a count that is not an integer of at least
+            its minimum.
     """
     if not isinstance(steps, dict) or not steps:
         raise InputError("steps must be a dict of at least one name -> function to time, e.g. {'eager': step}")
@@ -105,6 +106,11 @@ class Ratio:
     """Median of per-round time ratios, with the quartiles of those ratios as their spread.
 
     The spread describes the round ratios themselves (their middle half), not a confidence interval.
+
+    Args:
+        median: the median of the round ratios.
+        low: their first quartile.
+        high: their third quartile.
     """
 
     median: float

@@ -30,6 +30,10 @@ class ImageCheck(nn.Module):
     device are converted to the model's dtype and device, as ``encode`` does. Pixel values 0-255, integer
     images, empty batches and models converted to float16/bfloat16 get an error that says what to do.
     Set ``model.check.value_range = None`` to skip the range check (e.g. for normalised images).
+
+    Args:
+        shape: the shape of one image.
+        value_range: ``(low, high)``, the pixel values allowed, or ``None`` for any.
     """
 
     def __init__(self, shape: tuple[int, ...] = (1, 28, 28), value_range: tuple[float, float] | None = (0.0, 1.0)
@@ -41,6 +45,18 @@ class ImageCheck(nn.Module):
         self.register_buffer("reference", torch.zeros(0), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Check a batch of images and convert it to the model's dtype and device.
+
+        Args:
+            x: the images, shaped (N, 1, 28, 28), floating-point values in ``value_range``.
+
+        Returns:
+            ``x`` in the model's dtype and on its device.
+
+        Raises:
+            InputError: ``x`` is not a floating-point tensor of that shape, is empty, has values outside
+                ``value_range``, or the model was converted to float16/bfloat16.
+        """
         if not isinstance(x, torch.Tensor):
             fix = ": convert it with torch.as_tensor(x, dtype=torch.float32)" if isinstance(x, np.ndarray) else ""
             raise InputError(f"expected a tensor of images shaped (N, {', '.join(map(str, self.shape))}); "
@@ -76,7 +92,11 @@ class ImageCheck(nn.Module):
 
 
 def ode_dynamics() -> nn.Sequential:
-    """The network inside the ODE: 20 -> 10 -> 10 -> 20 with tanh after each layer."""
+    """The network inside the ODE: 20 -> 10 -> 10 -> 20 with tanh after each layer.
+
+    Returns:
+        A new ``nn.Sequential`` in the default dtype, with ``nn.Linear``'s weights drawn from torch's global generator.
+    """
     return nn.Sequential(nn.Linear(20, 10), nn.Tanh(), nn.Linear(10, 10), nn.Tanh(), nn.Linear(10, 20), nn.Tanh())
 
 
@@ -162,7 +182,18 @@ def create_model(
 
 
 def encode(model: nn.Sequential, images: torch.Tensor) -> torch.Tensor:
-    """Run the layers before the Neural ODE: the state u(0) the ODE starts from."""
+    """Run the layers before the Neural ODE: the state u(0) the ODE starts from.
+
+    Args:
+        model: a model built by :func:`create_model`.
+        images: images shaped (N, 1, 28, 28) with values in [0, 1], moved to the model's device.
+
+    Returns:
+        The encoder's output, shaped (N, 20), in the encoder's dtype (float32 unless the model was converted).
+
+    Raises:
+        InputError: ``model`` was not built by :func:`create_model`, or its image check refuses ``images``.
+    """
     check_model(model)
     x = images.to(next(model.parameters()).device) if isinstance(images, torch.Tensor) else images
     for name, layer in model.named_children():
@@ -173,5 +204,15 @@ def encode(model: nn.Sequential, images: torch.Tensor) -> torch.Tensor:
 
 
 def ode_stats(model: nn.Module) -> SolveStats:
-    """Function-evaluation counts of the model's latest ODE solve."""
-    return model.ode.stats
+    """Function-evaluation counts of the model's latest ODE solve.
+
+    Args:
+        model: a model built by :func:`create_model`.
+
+    Returns:
+        ``model.ode.stats``, updated by every forward (and backward) pass.
+
+    Raises:
+        InputError: ``model`` was not built by :func:`create_model`.
+    """
+    return check_model(model).ode.stats

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -12,6 +13,12 @@ from matplotlib.figure import Figure
 
 from .checks import check_index, check_int, describe
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from .probing import ToleranceResult
+    from .training import TrainingHistory
 
 __all__ = [
     "show_digits",
@@ -49,7 +56,8 @@ def show_digits(
         The matplotlib Figure.
 
     Raises:
-        InputError: the images are not 28 x 28 grey-scale images, or the labels (or predictions) are not one per image.
+        InputError: the images are not 28 x 28 grey-scale images, the labels (or predictions) are not one per image,
+            or ``ncols`` is below 1.
     """
     ncols = check_int("ncols", ncols, minimum=1, hint="the number of digits per row, e.g. 8")
     images = _digit_images(images)
@@ -111,12 +119,24 @@ def _one_class_per_image(name: str, values: object, n_images: int) -> list[int]:
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, float, np.floating)) \
                 or not float(value).is_integer():
             raise InputError(f"{name} must hold integer class numbers; got {describe(value)}")
+        if not 0 <= int(value) < len(CLASS_COLOURS):
+            raise InputError(f"{name} must hold digits 0 to {len(CLASS_COLOURS) - 1}; got {int(value)}")
         out.append(int(value))
     return out
 
 
-def plot_training(history) -> Figure:  # noqa: ANN001 - a nodeutils.training.TrainingHistory
-    """Loss, training/test accuracy and forward function evaluations per epoch (the finished ones)."""
+def plot_training(history: TrainingHistory) -> Figure:
+    """Loss, training/test accuracy and forward function evaluations per epoch (the finished ones).
+
+    Args:
+        history: the :class:`~nodeutils.training.TrainingHistory` that :func:`~nodeutils.training.train` returns.
+
+    Returns:
+        The matplotlib Figure, three panels side by side.
+
+    Raises:
+        InputError: not a TrainingHistory, or one without a finished epoch.
+    """
     from .training import TrainingHistory
 
     if not isinstance(history, TrainingHistory):
@@ -145,7 +165,7 @@ def plot_training(history) -> Figure:  # noqa: ANN001 - a nodeutils.training.Tra
 
 
 def plot_trajectories(paths: torch.Tensor, labels: Sequence[int], times: Sequence[float], time_index: int = -1,
-                      *, ax=None, title: str = "Hidden-state trajectories (PCA of the 20-D state)",  # noqa: ANN001
+                      *, ax: Axes | None = None, title: str = "Hidden-state trajectories (PCA of the 20-D state)",
                       explained: Sequence[float] | None = None) -> Figure:
     """Paths of projected states (time, image, 2) coloured by class, with a dot at ``times[time_index]``.
 
@@ -172,6 +192,14 @@ def plot_trajectories(paths: torch.Tensor, labels: Sequence[int], times: Sequenc
         raise InputError(f"paths must be shaped (time, image, 2); got {tuple(paths.shape)}: project the states "
                          "to 2-D first, e.g. PCA(states[-1])(states)")
     labels = _one_class_per_image("labels", labels, paths.shape[1])
+    if isinstance(times, torch.Tensor):
+        times = times.detach().cpu().reshape(-1).tolist()
+    if isinstance(times, (str, bytes)) or not isinstance(times, (Sequence, np.ndarray)):
+        raise InputError(f"times must be one time per row of paths (a list or 1-D tensor); got {describe(times)}")
+    if explained is not None and (isinstance(explained, (str, bytes))
+                                  or not isinstance(explained, (Sequence, np.ndarray)) or len(explained) != 2):
+        raise InputError(f"explained must be the two components' fractions of variance, e.g. pca.explained; got "
+                         f"{describe(explained)}")
     if len(times) != len(paths):
         raise InputError(f"times must hold one time per row of paths: got {len(times)} times for {len(paths)} rows")
     time_index = check_index("time_index", time_index, len(times), "times")
@@ -196,8 +224,23 @@ def plot_trajectories(paths: torch.Tensor, labels: Sequence[int], times: Sequenc
 
 
 def plot_confusion(matrix: torch.Tensor, *, title: str = "Confusion matrix (test set)") -> Figure:
-    """Counts of true class (rows) against predicted class (columns), with the count in each cell."""
+    """Counts of true class (rows) against predicted class (columns), with the count in each cell.
+
+    Args:
+        matrix: counts shaped (10, 10), e.g. ``confusion_matrix(truth, predicted)``.
+        title: the figure's title.
+
+    Returns:
+        The matplotlib Figure.
+
+    Raises:
+        InputError: ``matrix`` is not a square 2-D tensor or array.
+    """
+    if not isinstance(matrix, (torch.Tensor, np.ndarray)) or matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise InputError(f"matrix must be a square table of counts, e.g. confusion_matrix(truth, predicted); got "
+                         f"{describe(matrix)}")
     matrix = torch.as_tensor(matrix).cpu().numpy()
+    classes = matrix.shape[0]
     fig, ax = plt.subplots(figsize=(5.6, 5))
     image = ax.imshow(matrix, cmap="Blues")
     for i in range(matrix.shape[0]):
@@ -205,14 +248,31 @@ def plot_confusion(matrix: torch.Tensor, *, title: str = "Confusion matrix (test
             if matrix[i, j]:
                 ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8,
                         color="white" if matrix[i, j] > matrix.max() / 2 else "black")
-    ax.set(title=title, xlabel="predicted digit", ylabel="true digit", xticks=range(10), yticks=range(10))
+    ax.set(title=title, xlabel="predicted digit", ylabel="true digit", xticks=range(classes), yticks=range(classes))
     fig.colorbar(image, ax=ax, label="number of images")
     fig.tight_layout()
     return fig
 
 
-def plot_tolerance(results: Sequence, current: float | None = None) -> Figure:  # noqa: ANN001 - ToleranceResult
-    """Forward NFE, accuracy and time per batch against the solver tolerance."""
+def plot_tolerance(results: Sequence[ToleranceResult], current: float | None = None) -> Figure:
+    """Forward NFE, accuracy and time per batch against the solver tolerance.
+
+    Args:
+        results: :class:`~nodeutils.probing.ToleranceResult` objects, in any order.
+        current: the tolerance to circle, if it is among the results.
+
+    Returns:
+        The matplotlib Figure, three panels side by side.
+
+    Raises:
+        InputError: ``results`` is not a non-empty list of ToleranceResult.
+    """
+    from .probing import ToleranceResult
+
+    if isinstance(results, (str, bytes)) or not isinstance(results, Sequence) or not results \
+            or not all(isinstance(r, ToleranceResult) for r in results):
+        raise InputError(f"results must be a non-empty list of ToleranceResult, e.g. [evaluate_at_tolerance(model, "
+                         f"loader, tol) for tol in tolerance_grid()]; got {describe(results)}")
     results = sorted(results, key=lambda r: -r.tolerance)
     tol = [r.tolerance for r in results]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))

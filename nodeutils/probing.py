@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -45,9 +47,36 @@ __all__ = [
 ]
 
 
+def _keeps_training_mode(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn(model, ...)`` evaluates the model in eval mode and leaves it in the mode it found it in."""
+
+    @functools.wraps(fn)
+    def wrapper(model: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        was_training = getattr(model, "training", None)
+        try:
+            return fn(model, *args, **kwargs)
+        finally:
+            if isinstance(was_training, bool):
+                model.train(was_training)
+
+    return wrapper
+
+
 @contextlib.contextmanager
 def solver_settings(model: nn.Module, **changes: object) -> Iterator[None]:
-    """Temporarily change the ODE layer's settings (``tspan``, ``rtol``, ``atol`` ...)."""
+    """Temporarily change the ODE layer's settings (``tspan``, ``rtol``, ``atol`` ...).
+
+    Args:
+        model: a model built by :func:`~nodeutils.models.create_model`.
+        **changes: new values for ``tspan``, ``rtol``, ``atol``, ``solver`` or ``options``.
+
+    Yields:
+        None. Inside the ``with`` block the model solves with the new settings; on leaving it (also by an
+        error) the old ones are restored.
+
+    Raises:
+        InputError: not such a model, another setting than those five, or a value the solver cannot use.
+    """
     settings = check_model(model).ode.settings
     changes = _checked_settings(settings, changes)
     saved = {name: getattr(settings, name) for name in changes}
@@ -96,10 +125,28 @@ class Trajectories:
     predictions: torch.Tensor
 
 
+@_keeps_training_mode
 @torch.no_grad()
 def hidden_trajectories(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
                         n_times: int = 21) -> Trajectories:
-    """Solve the model's ODE for ``images`` and keep the state at ``n_times`` equally spaced times."""
+    """Solve the model's ODE for ``images`` and keep the state at ``n_times`` equally spaced times.
+
+    Runs the model in eval mode and gives it back in the mode it had.
+
+    Args:
+        model: a model built by :func:`~nodeutils.models.create_model`.
+        images: a batch of images shaped (N, 1, 28, 28).
+        labels: their true classes, one per image.
+        n_times: how many times from the start to the end of the model's ``tspan``, at least 2.
+
+    Returns:
+        The trajectories on the CPU, with ``times`` (n_times,) float64, ``states`` (n_times, N, 20), ``labels``
+        (N,) int64 and the model's ``predictions`` (N,) from the final states.
+
+    Raises:
+        InputError: a bad ``n_times``, not such a model, bad images, or labels that are not one class per image.
+        SolverError: the solve failed.
+    """
     n_times = check_int("n_times", n_times, minimum=2, hint="at least the start and the end, e.g. 21")
     check_model(model)
     if not isinstance(images, torch.Tensor):
@@ -118,7 +165,20 @@ def hidden_trajectories(model: nn.Module, images: torch.Tensor, labels: torch.Te
 
 
 def predict(model: nn.Module, loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Images, true labels and predicted labels for every item of ``loader``."""
+    """Images, true labels and predicted labels for every item of ``loader``.
+
+    Args:
+        model: a model built by :func:`~nodeutils.models.create_model`.
+        loader: yields ``(images, labels)`` batches.
+
+    Returns:
+        ``(images, truth, predicted)`` concatenated over the batches, the images as the loader gives them
+        and the true and predicted labels as int64 tensors shaped (N,).
+
+    Raises:
+        InputError: not such a model, a bad loader or batch, or a loader without images.
+        SolverError: a solve failed.
+    """
     batches = list(predictions(check_model(model), loader))
     if not batches:
         raise InputError("the loader holds no images, so there is nothing to predict: give it at least one image")
@@ -127,7 +187,19 @@ def predict(model: nn.Module, loader: DataLoader) -> tuple[torch.Tensor, torch.T
 
 
 def confusion_matrix(truth: torch.Tensor, predicted: torch.Tensor, classes: int = 10) -> torch.Tensor:
-    """Counts[i, j] = number of images of class i predicted as class j."""
+    """Counts[i, j] = number of images of class i predicted as class j.
+
+    Args:
+        truth: the true labels, a 1-D integer tensor.
+        predicted: the predicted labels, a 1-D integer tensor of the same length.
+        classes: the number of classes.
+
+    Returns:
+        An int64 tensor shaped (classes, classes).
+
+    Raises:
+        InputError: labels that are not 1-D integer tensors of one length, or lie outside ``0 .. classes - 1``.
+    """
     classes = check_int("classes", classes, minimum=1)
     for name, x in (("truth", truth), ("predicted", predicted)):
         if not isinstance(x, torch.Tensor) or x.ndim != 1 or x.is_floating_point() or x.dtype == torch.bool:
@@ -140,7 +212,8 @@ def confusion_matrix(truth: torch.Tensor, predicted: torch.Tensor, classes: int 
     if truth.shape != predicted.shape:
         raise InputError(f"truth and predicted must have one label per image each; got {len(truth)} and "
                          f"{len(predicted)}")
-    return torch.bincount(truth * classes + predicted, minlength=classes * classes).reshape(classes, classes)
+    index = truth.long() * classes + predicted.long()  # in int64: small integer dtypes would wrap
+    return torch.bincount(index, minlength=classes * classes).reshape(classes, classes)
 
 
 @dataclass
@@ -153,9 +226,25 @@ class ToleranceResult:
     seconds_per_batch: float
 
 
+@_keeps_training_mode
 @torch.no_grad()
 def evaluate_at_tolerance(model: nn.Module, loader: DataLoader, tolerance: float) -> ToleranceResult:
-    """Evaluate the trained ``model`` on ``loader`` with rtol = atol = ``tolerance``."""
+    """Evaluate the trained ``model`` on ``loader`` with rtol = atol = ``tolerance``.
+
+    Runs the model in eval mode and gives it back in the mode it had.
+
+    Args:
+        model: a model built by :func:`~nodeutils.models.create_model`.
+        loader: yields ``(images, labels)`` batches.
+        tolerance: rtol and atol of the solve, a positive number.
+
+    Returns:
+        The mean forward evaluations of f and seconds per batch, and the accuracy in %.
+
+    Raises:
+        InputError: a bad tolerance, model, loader or batch, or a loader without images.
+        SolverError: a solve failed at this tolerance.
+    """
     tolerance = check_number("tolerance", tolerance, example="1e-3")
     check_tolerances(tolerance, tolerance)
     check_model(model)
@@ -182,7 +271,18 @@ def evaluate_at_tolerance(model: nn.Module, loader: DataLoader, tolerance: float
 
 
 def tolerance_grid(low: float = 1e-6, high: float = 1e-1) -> Sequence[float]:
-    """Decades from ``high`` down to ``low``: 1e-1, 1e-2, ..., 1e-6."""
+    """Decades from ``high`` down to ``low``: 1e-1, 1e-2, ..., 1e-6.
+
+    Args:
+        low: the smallest tolerance.
+        high: the largest tolerance, the first in the list.
+
+    Returns:
+        ``high``, ``high / 10``, ... down to ``low``, each rounded to one significant digit.
+
+    Raises:
+        InputError: a bound that is not a positive number, or ``low`` above ``high``.
+    """
     low, high = check_number("low", low, example="1e-6"), check_number("high", high, example="1e-1")
     if low > high:
         raise InputError(f"low={low:g} is above high={high:g}: swap them")
@@ -205,6 +305,7 @@ class SolverSteps:
 
     @property
     def step_sizes(self) -> list[float]:
+        """Each accepted step's length in time, in order."""
         return [b - a for a, b in zip(self.step_ends, self.step_ends[1:])]
 
     @property
@@ -214,12 +315,25 @@ class SolverSteps:
         return [b / a for a, b in zip(sizes, sizes[1:])]
 
 
+@_keeps_training_mode
 @torch.no_grad()
 def solver_steps(model: nn.Module, images: torch.Tensor, tolerance: float | None = None) -> SolverSteps:
     """Accepted steps of the model's forward solve for ``images`` at rtol = atol = ``tolerance``.
 
     Runs the same solve as ``model(images)`` (same solver, span, options, state and dtype, so the same
-    steps and evaluation count), with ``tolerance`` defaulting to the model's own rtol.
+    steps and evaluation count). Runs the model in eval mode and gives it back in the mode it had.
+
+    Args:
+        model: a model built by :func:`~nodeutils.models.create_model`, with an adaptive solver.
+        images: a batch of images shaped (N, 1, 28, 28).
+        tolerance: rtol and atol of the solve (``None``: the model's own rtol).
+
+    Returns:
+        The step ends, the evaluations of f and the rejected steps.
+
+    Raises:
+        InputError: not such a model, bad images, a tolerance that is not a positive number, or a fixed-step solver.
+        SolverError: the solve failed.
     """
     settings = check_model(model).ode.settings
     tolerance = settings.rtol if tolerance is None else check_number("tolerance", tolerance, example="1e-3")
@@ -246,14 +360,43 @@ def solver_steps(model: nn.Module, images: torch.Tensor, tolerance: float | None
 
 @torch.no_grad()
 def decoder_scores(model: nn.Module, states: torch.Tensor) -> torch.Tensor:
-    """The model's decoder applied to hidden states (e.g. ``trajectories.states[-1]``): class scores on the CPU."""
+    """The model's decoder applied to hidden states (e.g. ``trajectories.states[-1]``): class scores on the CPU.
+
+    Args:
+        model: a model built by :func:`~nodeutils.models.create_model`.
+        states: a tensor of hidden states shaped (..., 20).
+
+    Returns:
+        The scores shaped (..., 10), in the decoder's dtype.
+
+    Raises:
+        InputError: ``model`` is not such a model, or ``states`` is not a tensor shaped (..., 20).
+    """
     model = check_model(model)
+    features = model.decoder.in_features
+    if not isinstance(states, torch.Tensor) or states.ndim < 1 or states.shape[-1] != features:
+        raise InputError(f"states must be a tensor of hidden states shaped (..., {features}), e.g. "
+                         f"trajectories.states[-1]; got {describe(states)}")
     reference = next(model.decoder.parameters())
     return model.decoder(states.to(device=reference.device, dtype=reference.dtype)).cpu()
 
 
 def decoder_margin(model: nn.Module, states: torch.Tensor) -> torch.Tensor:
-    """Per state: the decoder's top score minus its runner-up (small means a close call)."""
+    """Per state: the decoder's top score minus its runner-up (small means a close call).
+
+    Args:
+        model: a model built by :func:`~nodeutils.models.create_model`.
+        states: hidden states shaped (N, 20).
+
+    Returns:
+        The margins, shaped (N,).
+
+    Raises:
+        InputError: ``model`` is not such a model, or ``states`` is not shaped (N, 20).
+    """
+    if not isinstance(states, torch.Tensor) or states.ndim != 2:
+        raise InputError(f"states must be a 2-D tensor (image x state), e.g. trajectories.states[-1]; got "
+                         f"{describe(states)}")
     top2 = decoder_scores(model, states).topk(2, dim=1).values
     return top2[:, 0] - top2[:, 1]
 

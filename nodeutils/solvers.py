@@ -3,7 +3,7 @@
 :func:`integrate` is the one place where nodeutils runs a solver. It checks the inputs (with
 :mod:`nodeutils.checks.solve`), counts function evaluations, turns torchdiffeq's bare assertions into errors that
 say what to do, and can record the dense solution (every accepted step and its interpolating polynomial, a
-:class:`DenseSolution`), which the interpolating and Gauss adjoints of :mod:`nodeutils.sensitivity` read.
+:class:`DenseSolution`), which the continuous adjoints of :mod:`nodeutils.sensitivity` read.
 The solvers themselves are torchdiffeq's, and nodeutils' Tsit5 (:mod:`nodeutils.tsit5`).
 """
 
@@ -51,6 +51,13 @@ class DenseSolution:
     coefficients: list[list[torch.Tensor]] = field(default_factory=list)
 
     def add_step(self, s0: float, s1: float, coefficients: list[torch.Tensor]) -> None:
+        """Append one accepted step and its interpolating polynomial (the coefficients are stored detached).
+
+        Args:
+            s0: the step's start, in solver time.
+            s1: the step's end, in solver time.
+            coefficients: the polynomial's coefficient tensors, lowest power first.
+        """
         if not self.knots:
             self.knots.append(s0)
         self.knots.append(s1)
@@ -58,6 +65,7 @@ class DenseSolution:
 
     @property
     def num_steps(self) -> int:
+        """Number of accepted steps."""
         return len(self.coefficients)
 
     @property
@@ -66,10 +74,19 @@ class DenseSolution:
         return [self.sign * s for s in self.knots]
 
     def tensors(self) -> list[torch.Tensor]:
-        """Every stored tensor (to account for the memory the solution holds)."""
+        """Every stored tensor (to account for the memory the solution holds).
+
+        Returns:
+            The coefficient tensors of every step, step by step.
+        """
         return [c for coeffs in self.coefficients for c in coeffs]
 
     def nbytes(self) -> int:
+        """The memory the solution holds.
+
+        Returns:
+            The bytes of all stored tensors.
+        """
         return sum(c.numel() * c.element_size() for c in self.tensors())
 
     @property
@@ -82,7 +99,19 @@ class DenseSolution:
 
         Outside the span a step's polynomial would be extrapolated, and extrapolation amplifies the
         rounding errors in its coefficients: a value read there is not the solution.
+
+        Args:
+            t: a time in the caller's variable, a float or a one-element tensor.
+
+        Returns:
+            u(t), shaped like the solved state.
+
+        Raises:
+            InputError: ``t`` lies outside the span of the accepted steps.
         """
+        if isinstance(t, torch.Tensor) and t.numel() != 1:
+            raise InputError(f"the dense solution is evaluated at one time at a time; got a tensor of shape "
+                             f"{tuple(t.shape)}: call it once per time")
         s = self.sign * float(t)
         lo, hi = self.knots[0], self.knots[-1]
         slack = 1e-12 * max(abs(lo), abs(hi), hi - lo)  # the rounding of t0 + c * dt at a step's end
@@ -207,19 +236,41 @@ def integrate(
 ) -> tuple[torch.Tensor, DenseSolution | None]:
     """Solve dy/dt = func(t, y) and return the states at ``t`` (and the dense solution if asked).
 
-    ``t`` may be increasing or decreasing. ``on_step(t_start, t_end, coefficients)`` is called after
-    every accepted step with the step's interpolating polynomial (times in the caller's variable).
-    Differentiable by plain autograd when called with gradients enabled.
+    Differentiable by plain autograd when called with gradients enabled. By default an adaptive solver,
+    as in torchdiffeq, lets its last step run past ``t[-1]`` and interpolates back.
 
-    By default an adaptive solver, as in torchdiffeq, lets its last step run past ``t[-1]`` and
-    interpolates back. ``land_on_times=True`` shortens the steps so that each one ends exactly on the
-    next time of ``t`` instead: no stage of any step then looks beyond the span. The adjoint solves
-    use it, because their right-hand side reads a stored forward solution that exists only there.
+    Args:
+        func: the right-hand side f(t, y), returning a tensor shaped like ``y``.
+        y0: the initial state, a float32 or float64 tensor.
+        t: the output times, increasing or decreasing, starting at the initial time.
+        method: the solver's name; ``dense`` and ``on_step`` need an adaptive Runge-Kutta method.
+        rtol: relative tolerance of the adaptive step-size control.
+        atol: absolute tolerance of the adaptive step-size control.
+        options: solver options, as torchdiffeq takes them (``max_num_steps``: :data:`DEFAULT_MAX_NUM_STEPS`
+            per output interval unless given).
+        dense: whether to record the :class:`DenseSolution`.
+        on_step: called as ``on_step(t_start, t_end, coefficients)`` after every accepted step, with the step's
+            interpolating polynomial (times in the caller's variable).
+        counter: a :class:`SolveCounter` that the evaluations and steps are added to (default: a new one).
+        phase: what this solve is (``"forward solve"``, ``"backward (adjoint) solve"`` ...), for the messages.
+        land_on_times: shorten the steps so that each one ends exactly on the next time of ``t``: no stage of
+            any step then looks beyond the span. The adjoint solves use it, because their right-hand side reads
+            a stored forward solution that exists only there.
+        inputs_checked: the caller has already checked ``y0``, ``t`` (a finite, strictly monotone 1-D tensor on
+            y0's device), ``method`` and ``options``, as :func:`~nodeutils.sensitivity.odeint` does once per
+            solve, so they are not checked again (except while TorchDynamo traces the solve, which keeps the
+            traced graphs unchanged).
 
-    ``inputs_checked=True`` says the caller has already run these checks on ``y0`` (a float32/float64
-    tensor), ``t`` (a finite, strictly monotone 1-D tensor on y0's device), ``method`` and ``options``
-    (as :func:`~nodeutils.sensitivity.odeint` does once per solve), so they are not repeated here
-    (they still run while TorchDynamo traces the solve, which keeps the traced graphs unchanged).
+    Returns:
+        ``(states, dense)``, the states at ``t`` (shape ``(len(t), *y0.shape)``) and the dense solution
+        (``None`` unless ``dense=True``).
+
+    Raises:
+        InputError: a bad ``y0``, ``t``, tolerance, method or option (unless ``inputs_checked``), tolerances
+            below what y0's dtype resolves, or a ``func`` whose result is not shaped like the state.
+        NonFiniteStateError: the initial state, or the state or its derivative during the solve, is NaN or infinite.
+        StepLimitError: an output interval took more than ``max_num_steps`` steps.
+        StepSizeUnderflowError: the step size shrank to nothing.
     """
     want_steps = dense or on_step is not None
     if not inputs_checked or is_compiling():  # under torch.compile: the same trace as ever
@@ -298,7 +349,15 @@ def integrate(
 
 
 def evaluate_polynomial(coefficients: list[torch.Tensor], fraction: float) -> torch.Tensor:
-    """Evaluate a step's interpolating polynomial at ``fraction`` in [0, 1] of the step."""
+    """Evaluate a step's interpolating polynomial at ``fraction`` in [0, 1] of the step.
+
+    Args:
+        coefficients: the polynomial's coefficient tensors, lowest power first (at least one).
+        fraction: where in the step: 0 at its start, 1 at its end.
+
+    Returns:
+        ``sum(coefficients[k] * fraction**k)``, shaped like the coefficients.
+    """
     total = coefficients[0]
     power = 1.0
     for c in coefficients[1:]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .checks import check_int, check_number, check_states_and_labels, describe
+from .checks import check_int, check_number, check_states, check_states_and_labels, describe
 from .errors import InputError
 
 __all__ = ["PCA", "class_distances", "class_spread", "affine_fit_r2", "LinearReadout", "fit_linear_readout"]
@@ -45,7 +45,13 @@ class PCA:
         self.explained = (variance[:components] / variance.sum()).tolist()
 
     def __call__(self, points: torch.Tensor) -> torch.Tensor:
-        """Project ``points`` (..., features) onto the fitted components: (..., components).
+        """Project ``points`` onto the fitted components.
+
+        Args:
+            points: a tensor shaped (..., features), with the fitted points' number of features.
+
+        Returns:
+            The projections, float64, shaped (..., components).
 
         Raises:
             InputError: ``points`` is not a tensor with as many features as the fitted points.
@@ -62,6 +68,16 @@ def class_distances(states: torch.Tensor, labels: torch.Tensor) -> tuple[float, 
 
     ``within``: the mean distance of a state from its class's centre, averaged over the classes present;
     ``overall``: the mean distance of a state from the centre of all states. Both in the states' own units.
+
+    Args:
+        states: a 2-D (image x state) tensor, e.g. ``trajectories.states[-1]``.
+        labels: one integer class label per row of ``states``.
+
+    Returns:
+        ``(within, overall)``, two floats.
+
+    Raises:
+        InputError: ``states`` is not 2-D, or ``labels`` is not one integer label per row.
     """
     check_states_and_labels(states, labels)
     states, labels = states.double().cpu(), labels.cpu()
@@ -78,8 +94,20 @@ def class_spread(states: torch.Tensor, labels: torch.Tensor) -> float:
     the mean distance of a state from the centre of all states (see :func:`class_distances`): 0 when every
     class is a single point, about 1 when the classes are mixed through one another. Scale-free, so states
     at different times can be compared.
+
+    Args:
+        states: a 2-D (image x state) tensor.
+        labels: one integer class label per row of ``states``.
+
+    Returns:
+        ``within / overall``, a float.
+
+    Raises:
+        InputError: ``states`` is not 2-D, or ``labels`` is not one integer label per row.
     """
     within, overall = class_distances(states, labels)
+    if overall == 0:
+        raise InputError("the states are all the same point, so there is no spread to compare: pass states that differ")
     return within / overall
 
 
@@ -88,6 +116,17 @@ def affine_fit_r2(inputs: torch.Tensor, outputs: torch.Tensor) -> float:
 
     Fits ``outputs ~ inputs @ A.T + b`` in float64 and returns 1 - (residual sum of squares) / (sum of
     squares of ``outputs`` about their mean, over all columns): 1 for an exactly affine map.
+
+    Args:
+        inputs: a 2-D (point x feature) tensor.
+        outputs: a 2-D (point x feature) tensor with as many rows.
+
+    Returns:
+        R^2, a float of at most 1.
+
+    Raises:
+        InputError: tensors that are not 2-D or differ in rows, no more rows than features + 1, or outputs
+            that are all the same point.
     """
     for name, x in (("inputs", inputs), ("outputs", outputs)):
         if not isinstance(x, torch.Tensor) or x.ndim != 2:
@@ -95,6 +134,8 @@ def affine_fit_r2(inputs: torch.Tensor, outputs: torch.Tensor) -> float:
             raise InputError(f"{name} must be a 2-D tensor (point x feature), e.g. trajectories.states[0]; got {got}")
     if len(inputs) != len(outputs):
         raise InputError(f"inputs and outputs must pair up row by row; got {len(inputs)} and {len(outputs)} rows")
+    check_states("inputs", inputs)
+    check_states("outputs", outputs)
     if len(inputs) <= inputs.shape[1] + 1:
         raise InputError(f"an affine fit of {inputs.shape[1]} features needs more than {inputs.shape[1] + 1} points "
                          f"to mean anything; got {len(inputs)}")
@@ -118,10 +159,33 @@ class LinearReadout:
     gradient_norm: float  # of the penalised loss at the returned weights: ~0 at the optimum
 
     def __call__(self, states: torch.Tensor) -> torch.Tensor:
+        """Class scores of ``states``.
+
+        Args:
+            states: a 2-D (image x state) tensor with the fitted number of columns.
+
+        Returns:
+            The scores, float64 on the CPU, shaped (images, classes).
+
+        Raises:
+            InputError: ``states`` is not a 2-D tensor of finite numbers with the fitted number of columns.
+        """
+        check_states("states", states, self.weight.shape[1])
         return states.double().cpu() @ self.weight.T + self.bias
 
     def accuracy(self, states: torch.Tensor, labels: torch.Tensor) -> float:
-        """Percentage of ``states`` whose highest score is at their label."""
+        """Percentage of ``states`` whose highest score is at their label.
+
+        Args:
+            states: a 2-D (image x state) tensor.
+            labels: one integer class label per row of ``states``.
+
+        Returns:
+            The accuracy in %.
+
+        Raises:
+            InputError: ``states`` is not 2-D, or ``labels`` is not one integer label per row.
+        """
         check_states_and_labels(states, labels)
         return 100 * float((self(states).argmax(dim=1) == labels.cpu()).double().mean())
 
@@ -133,6 +197,20 @@ def fit_linear_readout(states: torch.Tensor, labels: torch.Tensor, classes: int 
     A convex problem (multinomial logistic regression), solved in float64 by a fixed number of full
     Newton steps from zero weights: no line search or stopping test, so nearby inputs give nearby
     weights. The small penalty keeps the optimum finite when some classes can be separated exactly.
+
+    Args:
+        states: a 2-D (image x state) tensor, e.g. ``trajectories.states[-1]``.
+        labels: one integer class label per row, from 0 to ``classes - 1``.
+        classes: the number of classes, at least 2.
+        penalty: the weight of the L2 penalty on ``weight`` (the bias is not penalised), a positive number.
+        iterations: the number of Newton steps, at least 1.
+
+    Returns:
+        The readout, with ``weight`` (classes, states' columns) and ``bias`` (classes,), float64 on the CPU, with
+        the training ``loss`` and the final ``gradient_norm``.
+
+    Raises:
+        InputError: bad states or labels, labels outside ``0 .. classes - 1``, or a bad count or penalty.
     """
     check_states_and_labels(states, labels)
     classes = check_int("classes", classes, minimum=2)

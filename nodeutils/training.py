@@ -37,12 +37,39 @@ __all__ = ["accuracy", "predictions", "train", "TrainingHistory", "logitcrossent
 
 
 def logitcrossentropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of raw scores (the tutorial's ``CrossEntropyLoss(; logits=Val(true))``)."""
+    """Mean cross-entropy of raw scores (the tutorial's ``CrossEntropyLoss(; logits=Val(true))``).
+
+    Args:
+        logits: raw class scores shaped (N, classes).
+        labels: class indices, an int64 tensor shaped (N,).
+
+    Returns:
+        The loss in nats, a differentiable scalar tensor.
+
+    Raises:
+        InputError: ``logits`` is not (N, classes), or ``labels`` is not N integer class indices.
+    """
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or not isinstance(labels, torch.Tensor) \
+            or labels.shape != logits.shape[:1] or labels.is_floating_point():
+        raise InputError(f"logits must be (N, classes) scores and labels N integer class indices; got "
+                         f"{describe(logits)} and {describe(labels)}")
     return nn.functional.cross_entropy(logits, labels)
 
 
 def model_device(model: nn.Module, device: str | torch.device | None = None) -> torch.device:
-    """The device of ``model``'s weights; a ``device`` given as well must be that one."""
+    """The device of ``model``'s weights; a ``device`` given as well must be that one.
+
+    Args:
+        model: an ``nn.Module`` with at least one parameter.
+        device: the device the caller expects (``"cpu"``, ``"cuda"``, ``"auto"`` ...), or ``None``.
+
+    Returns:
+        The device of the model's first parameter.
+
+    Raises:
+        InputError: not an ``nn.Module``, a model without weights, or a ``device`` that is unknown, unavailable
+            or not the model's.
+    """
     if not isinstance(model, nn.Module):
         raise InputError(f"expected a model (an nn.Module, e.g. from create_model or history.model); got "
                          f"{describe(model)}")
@@ -73,6 +100,19 @@ def predictions(model: nn.Module, loader: DataLoader,
 
     Each batch is checked as it arrives: labels become a 1-D int64 tensor of class indices (see
     :func:`~nodeutils.checks.check_labels`), so a comparison with the predictions cannot broadcast.
+    The model's training mode is restored afterwards.
+
+    Args:
+        model: the classifier.
+        loader: an iterable of ``(images, labels)`` batches.
+        device: where to evaluate; it must be the model's device (default: the model's).
+
+    Yields:
+        ``(images, labels, predicted)`` per batch, with the images as the loader gives them, the checked labels, and
+        the predicted labels (int64, on the CPU).
+
+    Raises:
+        InputError: a bad model, device, loader or batch, or a model that does not return (N, classes) scores.
     """
     device = model_device(model, device)
     if isinstance(loader, (torch.Tensor, str, bytes)) or not isinstance(loader, Iterable):
@@ -103,7 +143,8 @@ def accuracy(model: nn.Module, loader: DataLoader, device: str | torch.device | 
         The accuracy as a fraction in [0, 1].
 
     Raises:
-        InputError: a model that is not an ``nn.Module``, a device other than the model's, or bad batches.
+        InputError: a model that is not an ``nn.Module``, a device other than the model's, bad batches, or a
+            loader without images.
     """
     correct = total = 0
     for _, y, predicted in predictions(model, loader, device):
@@ -168,7 +209,17 @@ class TrainingHistory:
             del x[n:]
 
     def require_epochs(self, what: str) -> int:
-        """The number of finished epochs; :class:`InputError` when there is none (``what`` needs one)."""
+        """The number of finished epochs; :class:`InputError` when there is none (``what`` needs one).
+
+        Args:
+            what: what needs the epochs, for the message (e.g. ``"plot_training"``).
+
+        Returns:
+            :attr:`epochs_done`, at least 1.
+
+        Raises:
+            InputError: no epoch is finished.
+        """
         n = self.epochs_done
         if n == 0:
             why = f" (training was interrupted at {self.interrupted})" if self.interrupted else ""
@@ -177,6 +228,11 @@ class TrainingHistory:
         return n
 
     def rows(self) -> list[str]:
+        """The rows :func:`train` prints, one per epoch with a time and both accuracies.
+
+        Returns:
+            One line of text per epoch.
+        """
         n = self.settings.get("epochs", len(self.epoch_time))
         return [format_row(i + 1, n, self.epoch_time[i], self.train_accuracy[i], self.test_accuracy[i])
                 for i in range(min(len(self.epoch_time), len(self.train_accuracy), len(self.test_accuracy)))]
@@ -265,7 +321,9 @@ def train(
         The :class:`TrainingHistory`, with the trained model as ``history.model``.
 
     Raises:
-        InputError: a bad argument, before anything is trained.
+        InputError: a bad argument, before anything is trained; or a bad batch from ``loaders``.
+        DataError: the MNIST files are missing or corrupt and cannot be downloaded.
+        SolverError: an ODE solve failed during training.
         TrainingDivergedError: the loss became NaN or infinite.
     """
     epochs = check_int("epochs", epochs, minimum=1, hint="the tutorial trains for 9")

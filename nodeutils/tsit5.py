@@ -42,7 +42,14 @@ _B_ERROR = [
 
 
 def tsit5_dense_weights(theta: float) -> list[float]:
-    """Tsitouras' continuous-extension weights b_i(theta) for the 7 stages, 0 <= theta <= 1."""
+    """Tsitouras' continuous-extension weights b_i(theta) for the 7 stages, 0 <= theta <= 1.
+
+    Args:
+        theta: the fraction of the step.
+
+    Returns:
+        The 7 weights, with which the solution at ``t0 + theta * dt`` is ``y0 + dt * sum(b_i(theta) * k_i)``.
+    """
     t = theta
     return [
         -1.0530884977290216 * t * (t - 1.3299890189751412) * (t * t - 1.4364028541716351 * t + 0.7139816917074209),

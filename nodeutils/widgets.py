@@ -32,11 +32,14 @@ __all__ = ["static_views", "widget_frontend", "show", "TrajectoryExplorer", "Tol
 
 
 def widget_frontend() -> bool:
-    """True inside a Jupyter kernel (JupyterLab, Notebook, VS Code, Colab), where a widget can be displayed.
+    """Whether a widget can be displayed here, i.e. this code runs in a Jupyter kernel.
 
-    False in a plain Python process, a script and the terminal IPython shell, which can only print a
-    widget's text form. A kernel driven without a front end (nbconvert, nbval) cannot be told apart
-    from an interactive one: set ``NODEUTILS_STATIC_VIEWS=1`` there.
+    A kernel driven without a front end (nbconvert, nbval) cannot be told apart from an interactive
+    one: set ``NODEUTILS_STATIC_VIEWS=1`` there.
+
+    Returns:
+        True inside a Jupyter kernel (JupyterLab, Notebook, VS Code, Colab); False in a plain Python process,
+        a script and the terminal IPython shell, which can only print a widget's text form.
     """
     try:
         from IPython import get_ipython
@@ -49,10 +52,14 @@ def widget_frontend() -> bool:
 
 
 def static_views() -> bool:
-    """True when explorers should render as static figures.
+    """Whether explorers should render as static figures.
 
-    ``NODEUTILS_STATIC_VIEWS=1`` forces static figures and ``=0`` forces widgets; unset (or empty),
-    widgets are shown exactly where :func:`widget_frontend` finds a Jupyter kernel.
+    Returns:
+        True when ``NODEUTILS_STATIC_VIEWS`` is ``1`` (or ``true``, ``yes``), False when it is ``0`` (or ``false``,
+        ``no``); unset or empty, True exactly where :func:`widget_frontend` finds no Jupyter kernel.
+
+    Raises:
+        InputError: ``NODEUTILS_STATIC_VIEWS`` has another value.
     """
     value = os.environ.get("NODEUTILS_STATIC_VIEWS", "").strip().lower()
     if value in {"1", "true", "yes"}:
@@ -66,7 +73,14 @@ def static_views() -> bool:
 
 
 def show(explorer: TrajectoryExplorer | ToleranceExplorer | MistakeExplorer) -> None:
-    """Display the explorer's widget in Jupyter, or its static figure where widgets cannot be shown."""
+    """Display the explorer's widget in Jupyter, or its static figure where widgets cannot be shown.
+
+    Args:
+        explorer: a :class:`TrajectoryExplorer`, :class:`ToleranceExplorer` or :class:`MistakeExplorer`.
+
+    Raises:
+        InputError: ``explorer`` is none of these, or ``NODEUTILS_STATIC_VIEWS`` is not understood.
+    """
     if not isinstance(explorer, _Explorer):
         raise InputError(f"show() takes a TrajectoryExplorer, ToleranceExplorer or MistakeExplorer; got "
                          f"{type(explorer).__name__}: for a matplotlib figure use plt.show()")
@@ -126,6 +140,13 @@ class TrajectoryExplorer(_Explorer):
 
     The projection (PCA) is fitted once on the final states of all images, so the picture does not
     jump when the choice of digits changes.
+
+    Args:
+        trajectories: what :func:`~nodeutils.probing.hidden_trajectories` returns.
+        digits: the digits shown at first.
+
+    Raises:
+        InputError: not such trajectories, digits other than 0-9, or final states that are all identical.
     """
 
     def __init__(self, trajectories: Trajectories, digits: Sequence[int] = tuple(range(10))) -> None:
@@ -155,12 +176,24 @@ class TrajectoryExplorer(_Explorer):
         return self.paths[self.slider.value, self.shown]
 
     def static_figure(self, time_index: int | None = None) -> Figure:
+        """The figure the widget shows, for the chosen digits.
+
+        Args:
+            time_index: which time gets the dots (``None``: the slider's).
+
+        Returns:
+            The matplotlib Figure.
+
+        Raises:
+            InputError: ``time_index`` is out of range.
+        """
         index = self.slider.value if time_index is None else time_index
         shown = self.shown
         return plot_trajectories(self.paths[:, shown], self.trajectories.labels[shown],
                                  self.trajectories.times.tolist(), index, explained=self.pca.explained)
 
     def update(self) -> None:
+        """Redraw the figure for the controls' current values."""
         self._draw(self.static_figure)
 
     def animation_html(self, *, dpi: int = 80, interval_ms: int = 250, frame_format: str = "jpeg") -> str:
@@ -169,6 +202,17 @@ class TrajectoryExplorer(_Explorer):
         The frames are the static figure at each time step (matplotlib's ``Animation.to_jshtml``), so a static
         page can move through time as the slider does in JupyterLab. JPEG frames at 80 dpi keep the 21 frames of
         the notebook's trajectories near 1 MB; PNG frames are about three times larger.
+
+        Args:
+            dpi: the frames' resolution, at least 20.
+            interval_ms: milliseconds per frame when playing, at least 1.
+            frame_format: ``"jpeg"`` or ``"png"``.
+
+        Returns:
+            Self-contained HTML (no network needed), e.g. for ``IPython.display.HTML``.
+
+        Raises:
+            InputError: a bad ``frame_format``, ``dpi`` or ``interval_ms``.
         """
         from matplotlib import rc_context
         from matplotlib.animation import FuncAnimation
@@ -216,7 +260,19 @@ def _offline_buttons(html: str) -> str:
 
 
 class ToleranceExplorer(_Explorer):
-    """Re-evaluate the trained model at rtol = atol from 1e-1 to 1e-6; results are cached per tolerance."""
+    """Re-evaluate the trained model at rtol = atol from 1e-1 to 1e-6; results are cached per tolerance.
+
+    Args:
+        model: a trained model built by :func:`~nodeutils.models.create_model`.
+        loader: the DataLoader to evaluate on (e.g. the test loader).
+        tolerances: the slider's tolerances (``None``: :func:`~nodeutils.probing.tolerance_grid`).
+        initial: the tolerance selected first (the nearest of ``tolerances``); it is evaluated at once.
+
+    Raises:
+        InputError: a bad model, loader or tolerance, or what :func:`~nodeutils.probing.evaluate_at_tolerance`
+            raises for the first evaluation.
+        SolverError: the first evaluation's solve failed.
+    """
 
     def __init__(self, model: nn.Module, loader: DataLoader, tolerances: Sequence[float] | None = None,
                  initial: float = 1e-3) -> None:
@@ -244,13 +300,29 @@ class ToleranceExplorer(_Explorer):
         self._describe(self.result(self.slider.value))
 
     def result(self, tolerance: float) -> ToleranceResult:
-        """The evaluation at ``tolerance``, computed on the first visit only."""
+        """The evaluation at ``tolerance``, computed on the first visit only.
+
+        Args:
+            tolerance: rtol = atol.
+
+        Returns:
+            The result, as :func:`~nodeutils.probing.evaluate_at_tolerance` returns it.
+
+        Raises:
+            InputError: as for :func:`~nodeutils.probing.evaluate_at_tolerance`.
+            SolverError: a solve failed at this tolerance.
+        """
         if tolerance not in self.cache:
             self.cache[tolerance] = evaluate_at_tolerance(self.model, self.loader, tolerance)
             self.evaluations += 1
         return self.cache[tolerance]
 
     def static_figure(self) -> Figure:
+        """Every tolerance's results in one figure (evaluating those not visited yet).
+
+        Returns:
+            The matplotlib Figure.
+        """
         return plot_tolerance([self.result(t) for t in self.tolerances], current=self.slider.value)
 
     def _describe(self, r: ToleranceResult) -> None:
@@ -258,12 +330,25 @@ class ToleranceExplorer(_Explorer):
                             f"accuracy <b>{r.accuracy:.2f}%</b>, {1e3 * r.seconds_per_batch:.1f} ms per batch")
 
     def update(self) -> None:
+        """Evaluate the slider's tolerance if it is new; redraw the figure with every result so far."""
         self._describe(self.result(self.slider.value))
         self._draw(lambda: plot_tolerance(list(self.cache.values()), current=self.slider.value))
 
 
 class MistakeExplorer(_Explorer):
-    """Pick a true and a predicted class; see the images the model confused and their trajectories."""
+    """Pick a true and a predicted class; see the images the model confused and their trajectories.
+
+    The choice starts at the most frequent confusion.
+
+    Args:
+        images: the images the trajectories were computed for, in the same order (each 28 x 28 pixels).
+        trajectories: what :func:`~nodeutils.probing.hidden_trajectories` returns for them.
+        max_images: the most images shown for one pair of classes.
+
+    Raises:
+        InputError: not such trajectories, images that do not match them, a ``max_images`` below 1, or final
+            states that are all identical.
+    """
 
     def __init__(self, images: torch.Tensor, trajectories: Trajectories, max_images: int = 16) -> None:
         _check_trajectories(trajectories)
@@ -294,6 +379,23 @@ class MistakeExplorer(_Explorer):
         return torch.nonzero(mask).flatten()[: self.max_images]
 
     def static_figure(self, indices: torch.Tensor | None = None) -> Figure:
+        """The figure the widget shows: the images and, beside them, their paths over all paths in grey.
+
+        Args:
+            indices: which images to show (``None``: :attr:`selected`).
+
+        Returns:
+            The matplotlib Figure (a one-line note when no image is chosen).
+
+        Raises:
+            InputError: ``indices`` is not a 1-D integer tensor of image numbers in range.
+        """
+        if indices is not None:
+            n_images = len(self.images)
+            if not isinstance(indices, torch.Tensor) or indices.ndim != 1 or indices.is_floating_point() \
+                    or (len(indices) and not (0 <= int(indices.min()) and int(indices.max()) < n_images)):
+                raise InputError(f"indices must be a 1-D tensor of image numbers from 0 to {n_images - 1}, e.g. "
+                                 f"explorer.selected; got {indices!r}")
         chosen = self.selected if indices is None else indices
         t, p = self.true_class.value, self.predicted_class.value
         if len(chosen) == 0:
@@ -324,5 +426,6 @@ class MistakeExplorer(_Explorer):
         return fig
 
     def update(self) -> None:
+        """Redraw the figure for the chosen pair of classes."""
         self._draw(self.static_figure)
 

@@ -17,6 +17,7 @@ from .labels import (
     check_labels,
     check_loader_pair,
     check_model,
+    check_states,
     check_states_and_labels,
 )
 from .solve import (
@@ -80,6 +81,7 @@ __all__ = [
     "check_precision",
     "check_solve_entry",
     "check_state",
+    "check_states",
     "check_states_and_labels",
     "check_threads",
     "check_time_span",

@@ -12,7 +12,7 @@ from ..errors import InputError, NodeUtilsWarning
 from .values import describe, user_stacklevel
 
 __all__ = ["check_class_indices", "check_batch", "check_labels", "check_loader_pair", "check_model",
-           "check_images_and_labels", "check_states_and_labels"]
+           "check_images_and_labels", "check_states_and_labels", "check_states"]
 
 
 def check_class_indices(name: str, value: Any, classes: int) -> torch.Tensor:
@@ -20,8 +20,17 @@ def check_class_indices(name: str, value: Any, classes: int) -> torch.Tensor:
 
     Integer tensors, NumPy arrays and lists of integers are accepted.
 
+    Args:
+        name: the argument's name, for the message.
+        value: the class indices.
+        classes: the number of classes.
+
+    Returns:
+        ``value`` as an int64 tensor of the same shape.
+
     Raises:
-        InputError: the values are not integers, or one lies outside ``0 .. classes - 1``.
+        InputError: ``value`` cannot be made a tensor, its values are not integers, or one lies outside
+            ``0 .. classes - 1``.
     """
     if not isinstance(value, torch.Tensor):
         try:
@@ -42,7 +51,18 @@ def check_class_indices(name: str, value: Any, classes: int) -> torch.Tensor:
 
 
 def check_batch(batch: Any, where: str = "the loader") -> tuple[Any, Any]:
-    """``(images, labels)`` from one item of a loader; dicts, single tensors and longer tuples are refused."""
+    """``(images, labels)`` from one item of a loader; dicts, single tensors and longer tuples are refused.
+
+    Args:
+        batch: one item the loader yielded.
+        where: the loader's name, for the message.
+
+    Returns:
+        ``(images, labels)``; ``images`` is a tensor, ``labels`` is not checked yet (see :func:`check_labels`).
+
+    Raises:
+        InputError: ``batch`` is not a pair, or its images are not a tensor.
+    """
     if isinstance(batch, dict):
         raise InputError(f"{where} yields dicts (keys {sorted(map(str, batch))[:4]}), but (images, labels) pairs are "
                          "expected: have the dataset's __getitem__ return (image, label), e.g. TensorDataset(x, y)")
@@ -66,6 +86,18 @@ def check_labels(labels: Any, n_images: int, classes: int, where: str = "the loa
     become class indices, integer-valued floats become integers. Anything else (soft or multi-hot
     rows, fractional or out-of-range values, a wrong count) is refused: a comparison of predictions
     with such labels would broadcast into a meaningless number.
+
+    Args:
+        labels: the labels of one batch.
+        n_images: the number of images in the batch.
+        classes: the number of classes.
+        where: the loader's name, for the message.
+
+    Returns:
+        The labels as an int64 tensor shaped ``(n_images,)``.
+
+    Raises:
+        InputError: ``labels`` is not a tensor, has a bool or complex dtype, or is one of the refused cases above.
     """
     if not isinstance(labels, torch.Tensor):
         raise InputError(f"{where} yields labels of type {type(labels).__name__}, not a tensor: convert them with "
@@ -108,7 +140,15 @@ def check_labels(labels: Any, n_images: int, classes: int, where: str = "the loa
 
 
 def check_loader_pair(train_loader: Any, test_loader: Any) -> None:
-    """Refuse the same loader twice; warn when the training set is smaller than the test set (swapped?)."""
+    """Refuse the same loader twice; warn when the training set is smaller than the test set (swapped?).
+
+    Args:
+        train_loader: the training loader.
+        test_loader: the test loader.
+
+    Raises:
+        InputError: both are the same loader, or their ``dataset`` is the same object.
+    """
     if train_loader is test_loader or (getattr(train_loader, "dataset", None) is not None
                                        and train_loader.dataset is getattr(test_loader, "dataset", None)):
         raise InputError("the training and test loaders hold the same dataset, so the test accuracy would be a "
@@ -125,7 +165,17 @@ def check_loader_pair(train_loader: Any, test_loader: Any) -> None:
 
 
 def check_model(model: object) -> nn.Module:
-    """``model`` if it has the ODE layer named ``ode`` that :func:`create_model` builds, else :class:`InputError`."""
+    """``model`` if it has the ODE layer named ``ode`` that :func:`~nodeutils.models.create_model` builds.
+
+    Args:
+        model: the model to check.
+
+    Returns:
+        ``model`` unchanged.
+
+    Raises:
+        InputError: ``model`` is not an ``nn.Module`` with an attribute ``ode`` that has solver ``settings``.
+    """
     if not isinstance(model, nn.Module) or not hasattr(model, "ode") or not hasattr(model.ode, "settings"):
         raise InputError(f"expected a model built by create_model (with an ODE layer named 'ode'); got "
                          f"{type(model).__name__}: build one with create_model() or pass history.model after train()")
@@ -133,7 +183,15 @@ def check_model(model: object) -> nn.Module:
 
 
 def check_images_and_labels(images: object, labels: object) -> None:
-    """Refuse anything but an image tensor and a 1-D label tensor of the same length."""
+    """Refuse anything but an image tensor and a 1-D label tensor of the same length.
+
+    Args:
+        images: the images, shaped (N, ...).
+        labels: their labels, shaped (N,).
+
+    Raises:
+        InputError: either is not a tensor, or ``labels`` is not 1-D with one label per image.
+    """
     if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor):
         raise InputError(f"images and labels must be tensors (e.g. from predict(model, loader)); got "
                          f"{type(images).__name__} and {type(labels).__name__}")
@@ -144,11 +202,47 @@ def check_images_and_labels(images: object, labels: object) -> None:
 
 
 def check_states_and_labels(states: object, labels: object) -> None:
-    """Refuse anything but a 2-D (image x state) tensor and one integer label per row."""
+    """Refuse anything but a 2-D (image x state) tensor and one integer label per row.
+
+    Args:
+        states: the states, shaped (N, state size).
+        labels: their labels, shaped (N,).
+
+    Raises:
+        InputError: ``states`` is not a 2-D tensor, or ``labels`` is not a 1-D integer tensor of N labels.
+    """
     if not isinstance(states, torch.Tensor) or states.ndim != 2:
         got = tuple(states.shape) if isinstance(states, torch.Tensor) else type(states).__name__
         raise InputError(f"states must be a 2-D tensor (image x state), e.g. trajectories.states[-1]; got {got}")
     check_images_and_labels(states, labels)
+    check_states("states", states)
     if labels.is_floating_point() or labels.dtype == torch.bool:
         raise InputError(f"labels must be integer class labels; got dtype {labels.dtype}")
+
+
+def check_states(name: str, states: object, features: int | None = None) -> torch.Tensor:
+    """``states`` if it is a 2-D (point x feature) tensor of finite real numbers with at least one row.
+
+    Args:
+        name: the argument's name, for the message.
+        states: the tensor to check.
+        features: the number of columns it must have (``None``: any).
+
+    Returns:
+        ``states`` unchanged.
+
+    Raises:
+        InputError: not a 2-D real tensor, no rows, another number of columns, or NaN/infinite values.
+    """
+    if not isinstance(states, torch.Tensor) or states.ndim != 2 or states.is_complex() or states.dtype == torch.bool:
+        got = describe(states) if isinstance(states, torch.Tensor) else type(states).__name__
+        raise InputError(f"{name} must be a 2-D tensor (point x feature) of real numbers, e.g. "
+                         f"trajectories.states[-1]; got {got}")
+    if len(states) == 0:
+        raise InputError(f"{name} has no rows (shape {tuple(states.shape)}): pass at least one point")
+    if features is not None and states.shape[1] != features:
+        raise InputError(f"{name} must have {features} columns (one per feature); got shape {tuple(states.shape)}")
+    if not bool(torch.isfinite(states).all()):
+        raise InputError(f"{name} contains NaN or infinite values: drop those rows, or check where they came from")
+    return states
 

@@ -35,20 +35,39 @@ MAX_FIXED_STEPS = 10**7
 
 
 def available_methods() -> list[str]:
-    """Names accepted as ``method=`` / ``solver=``."""
+    """Names accepted as ``method=`` / ``solver=``.
+
+    Returns:
+        The solver names registered with torchdiffeq, sorted (``"scipy_solver"`` left out).
+    """
     return sorted(name for name in SOLVERS if name != "scipy_solver")
 
 
 @functools.cache
 def adaptive_methods() -> tuple[str, ...]:
-    """Methods with step-size control and dense output (required by the continuous adjoints)."""
+    """Methods with step-size control and dense output (required by the continuous adjoints).
+
+    Returns:
+        Their names, sorted.
+    """
     return tuple(sorted(
         n for n, cls in SOLVERS.items() if isinstance(cls, type) and issubclass(cls, RKAdaptiveStepsizeODESolver)
     ))
 
 
 def check_method(method: str, *, need_dense: bool = False) -> str:
-    """Return ``method`` if it names a solver, else raise :class:`InputError` listing the choices."""
+    """Return ``method`` if it names a solver, else raise :class:`InputError` listing the choices.
+
+    Args:
+        method: the solver's name.
+        need_dense: whether only :func:`adaptive_methods` are allowed (for an adjoint that needs dense output).
+
+    Returns:
+        ``method`` unchanged.
+
+    Raises:
+        InputError: ``method`` is not one of the allowed names.
+    """
     names = adaptive_methods() if need_dense else available_methods()
     if not isinstance(method, str) or method not in names:
         what = "an adaptive Runge-Kutta solver (the adjoint needs its dense output)" if need_dense else "a solver"
@@ -57,7 +76,20 @@ def check_method(method: str, *, need_dense: bool = False) -> str:
 
 
 def check_time_span(t: torch.Tensor | Sequence[float]) -> torch.Tensor:
-    """Return ``t`` as a 1-D tensor after checking it is finite and strictly monotone."""
+    """Return ``t`` as a 1-D tensor after checking it is finite and strictly monotone.
+
+    Under ``torch.compile`` only the type and shape are checked.
+
+    Args:
+        t: the times, a tensor or a sequence (list, tuple, NumPy array) of real numbers.
+
+    Returns:
+        ``t`` as a 1-D floating-point tensor (integer times in the default dtype).
+
+    Raises:
+        InputError: ``t`` is not a 1-D sequence of at least two real numbers, holds NaN or infinity, or is not
+            strictly increasing or strictly decreasing.
+    """
     if not isinstance(t, torch.Tensor):
         if isinstance(t, (str, bytes)) or not isinstance(t, (Sequence, np.ndarray)):
             raise InputError(f"the time span must be a sequence of at least two times, like (0.0, 1.0); "
@@ -91,15 +123,35 @@ def check_time_span(t: torch.Tensor | Sequence[float]) -> torch.Tensor:
 
 
 def check_tolerances(rtol: float, atol: float) -> None:
-    """Raise :class:`InputError` unless both tolerances are positive finite numbers (one number each)."""
+    """Check the tolerances of an adaptive solve.
+
+    Args:
+        rtol: the relative tolerance.
+        atol: the absolute tolerance.
+
+    Raises:
+        InputError: either is not one positive finite number.
+    """
     for name, value in (("rtol", rtol), ("atol", atol)):
         check_number(name, value, example="1e-3")
 
 
 def check_state(y0: object, *, name: str = "the initial state") -> torch.Tensor:
-    """Return ``y0`` if it is a non-empty float32 or float64 tensor, else raise :class:`InputError`."""
+    """Return ``y0`` if it is a non-empty float32 or float64 tensor.
+
+    Args:
+        y0: the initial state.
+        name: how the message names it.
+
+    Returns:
+        ``y0`` unchanged.
+
+    Raises:
+        InputError: ``y0`` is not a tensor, is empty, or its dtype is not float32 or float64.
+    """
     if not isinstance(y0, torch.Tensor):
-        fix = ": convert it with torch.as_tensor(y0, dtype=torch.float32)" if isinstance(y0, (np.ndarray, list)) else ""
+        convertible = isinstance(y0, (np.ndarray, list))
+        fix = ": convert it with torch.as_tensor(..., dtype=torch.float32)" if convertible else ""
         raise InputError(f"{name} must be a tensor; got {type(y0).__name__}{fix}")
     if y0.dtype in (torch.float16, torch.bfloat16):
         raise InputError(
@@ -118,7 +170,16 @@ def check_state(y0: object, *, name: str = "the initial state") -> torch.Tensor:
 
 
 def check_precision(dtype: torch.dtype, rtol: float, atol: float) -> None:
-    """Refuse tolerances far below what ``dtype`` resolves: the solver would crawl to its step limit."""
+    """Refuse tolerances far below what ``dtype`` resolves: the solver would crawl to its step limit.
+
+    Args:
+        dtype: the state's floating-point dtype.
+        rtol: the relative tolerance.
+        atol: the absolute tolerance.
+
+    Raises:
+        InputError: both tolerances are below 1e-3 times the machine epsilon of ``dtype``.
+    """
     eps = torch.finfo(dtype).eps
     floor = 1e-3 * eps
     if float(rtol) < floor and float(atol) < floor:
@@ -130,7 +191,14 @@ def check_precision(dtype: torch.dtype, rtol: float, atol: float) -> None:
 
 @functools.cache
 def solver_options(method: str) -> tuple[str, ...]:
-    """Names accepted in ``options={...}`` by ``method`` (read from the solver's constructor)."""
+    """Names accepted in ``options={...}`` by ``method`` (read from the solver's constructor).
+
+    Args:
+        method: a solver's name, one of :func:`available_methods` (not checked).
+
+    Returns:
+        The option names, sorted.
+    """
     names = {"norm"}
     for cls in SOLVERS[method].__mro__:
         init = cls.__dict__.get("__init__")
@@ -151,6 +219,17 @@ def check_options(method: str, options: object) -> dict:
 
     Fixed-step methods need ``step_size`` (or ``grid_constructor``): without it torchdiffeq takes a
     single step per output interval, so ``method="euler"`` over (0, 1) would be one Euler step.
+
+    Args:
+        method: the solver's name, already checked by :func:`check_method`.
+        options: the solver options, a dict or ``None`` (no options).
+
+    Returns:
+        A new dict: numbers as ``float`` (``max_num_steps`` as ``int``), ``jump_t``/``step_t`` as tensors.
+
+    Raises:
+        InputError: ``options`` is not a dict, holds a name ``method`` does not take or a value out of range, or
+            a fixed-step method has neither ``step_size`` nor ``grid_constructor``.
     """
     if options is None:
         options = {}
@@ -219,12 +298,33 @@ def _check_option_values(out: dict) -> None:
 
 
 def check_vjp(autojacvec: object) -> str:
-    """``autojacvec`` if it names a VJP choice; Julia's ``autojacvec=false`` gets a pointer to ``"jacobian"``."""
+    """``autojacvec`` if it names a VJP choice; Julia's ``autojacvec=false`` gets a pointer to ``"jacobian"``.
+
+    Args:
+        autojacvec: one of :data:`VJP_CHOICES`.
+
+    Returns:
+        ``autojacvec`` unchanged.
+
+    Raises:
+        InputError: ``autojacvec`` is not one of :data:`VJP_CHOICES`.
+    """
     hint = "Julia's autojacvec=false is autojacvec='jacobian' here" if isinstance(autojacvec, bool) else ""
     return check_choice("autojacvec", autojacvec, VJP_CHOICES, hint)
 
 
 def check_checkpoints(checkpoints: object) -> list[float]:
+    """The checkpoint times of an adjoint as a list of floats.
+
+    Args:
+        checkpoints: the times, a list, tuple, NumPy array or 0-D/1-D tensor of real numbers.
+
+    Returns:
+        The times as Python floats, in the given order (not checked against the time span).
+
+    Raises:
+        InputError: ``checkpoints`` is not such a sequence, or a time is not a finite number.
+    """
     if isinstance(checkpoints, torch.Tensor):
         checkpoints = checkpoints.detach().reshape(-1).tolist() if checkpoints.ndim <= 1 else checkpoints
     if isinstance(checkpoints, (str, bytes, dict)) or not isinstance(checkpoints, (Sequence, np.ndarray)):
@@ -239,7 +339,17 @@ _CALLABLE_SIGNATURES: set[tuple] = set()
 
 
 def check_func(func: object, params: object) -> None:
-    """Refuse a func that is not callable or cannot be called as f(t, y) (or f(t, y, params))."""
+    """Refuse a func that is not callable or cannot be called as f(t, y) (or f(t, y, params)).
+
+    Callables whose signature Python cannot read are accepted.
+
+    Args:
+        func: the right-hand side, a function or an ``nn.Module`` (judged by its ``forward``).
+        params: the explicit parameters passed with it (``None``: it is called as f(t, y)).
+
+    Raises:
+        InputError: ``func`` is not callable, or its signature does not take those arguments.
+    """
     if not callable(func):
         raise InputError(f"func must be an nn.Module or a callable f(t, y[, params]); got {describe(func)}")
     key = None
@@ -272,7 +382,19 @@ def check_func(func: object, params: object) -> None:
 
 
 def check_solve_entry(func: object, y0: torch.Tensor, t: torch.Tensor, params: Any, options: dict) -> None:
-    """Once per solve: parameters in the state's dtype and on its device; a step size that fits the span."""
+    """Once per solve: parameters in the state's dtype and on its device; a step size that fits the span.
+
+    Args:
+        func: the right-hand side (a module's own parameters are checked when ``params`` is ``None``).
+        y0: the checked initial state.
+        t: the checked time span.
+        params: the explicit parameters (a tensor, or a dict/tuple of tensors), or ``None``.
+        options: the checked solver options.
+
+    Raises:
+        InputError: a floating-point parameter in another dtype than ``y0``, a parameter on another device, or a
+            ``step_size`` longer than the span or needing more than :data:`MAX_FIXED_STEPS` steps.
+    """
     leaves = (list(func.parameters()) if isinstance(func, torch.nn.Module) and params is None
               else [x for x in pytree.tree_flatten(params)[0] if isinstance(x, torch.Tensor)])
     for leaf in leaves:

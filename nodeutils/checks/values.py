@@ -26,7 +26,11 @@ _INTERNAL_DIRS = (_PACKAGE_DIR, os.path.dirname(os.path.abspath(torch.__file__))
 
 
 def user_stacklevel() -> int:
-    """The ``stacklevel`` that points a warning at the first caller outside nodeutils and torch."""
+    """The ``stacklevel`` that points a warning at the first caller outside nodeutils and torch.
+
+    Returns:
+        The value to pass as ``warnings.warn(..., stacklevel=user_stacklevel())`` (1: the function calling warn).
+    """
     frame, level = sys._getframe(1), 1
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_INTERNAL_DIRS):
         frame, level = frame.f_back, level + 1
@@ -34,7 +38,15 @@ def user_stacklevel() -> int:
 
 
 def describe(value: Any) -> str:
-    """A short description of ``value`` for an error message (tensors by shape and dtype, not contents)."""
+    """A short description of ``value`` for an error message (tensors by shape and dtype, not contents).
+
+    Args:
+        value: any object.
+
+    Returns:
+        ``tensor(0.5, dtype=torch.float32)`` for a one-element tensor, ``a tensor of shape (2, 3) (torch.float32)``
+        for others; any other value's ``repr``, shortened when over 60 characters.
+    """
     if isinstance(value, torch.Tensor):
         if value.numel() == 1:
             return f"tensor({value.item()!r}, dtype={value.dtype})"
@@ -52,6 +64,19 @@ def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int
     """``value`` as an ``int`` within [minimum, maximum]; floats with a fractional part and bools are refused.
 
     NumPy integers and one-element integer tensors count as integers.
+
+    Args:
+        name: the argument's name, for the message.
+        value: the value to check.
+        minimum: the smallest value allowed (``None``: no lower bound).
+        maximum: the largest value allowed (``None``: no upper bound).
+        hint: what to pass instead, appended to the message.
+
+    Returns:
+        ``value`` as an ``int``.
+
+    Raises:
+        InputError: ``value`` is not an integer (a bool, a float with a fractional part ...) or lies outside the bounds.
     """
     if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_complex():
         value = value.item()  # a Python int, float or bool, judged below
@@ -80,6 +105,19 @@ def check_number(name: str, value: Any, *, positive: bool = True, example: str =
 
     Python numbers, NumPy scalars and one-element tensors are accepted; strings, bools and tensors of
     several elements are refused.
+
+    Args:
+        name: the argument's name, for the message.
+        value: the value to check.
+        positive: whether 0 and negative numbers are refused.
+        example: a good value shown in the message, e.g. ``"1e-3"``.
+        hint: what to pass instead, appended to the message.
+
+    Returns:
+        ``value`` as a ``float``.
+
+    Raises:
+        InputError: ``value`` is not a real number, is NaN or infinite, or is not positive when ``positive=True``.
     """
     like = f" such as {example}" if example else ""
     what = f"a {'positive ' if positive else ''}finite number{like}"
@@ -101,7 +139,18 @@ def check_number(name: str, value: Any, *, positive: bool = True, example: str =
 
 def check_bool(name: str, value: Any) -> bool:
     """``value`` if it is ``True`` or ``False`` (or a NumPy or one-element tensor bool); strings such as ``"no"``
-    are refused."""
+    are refused.
+
+    Args:
+        name: the argument's name, for the message.
+        value: the value to check.
+
+    Returns:
+        ``value`` as a Python ``bool``.
+
+    Raises:
+        InputError: ``value`` is not a bool.
+    """
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype == torch.bool:
@@ -110,7 +159,20 @@ def check_bool(name: str, value: Any) -> bool:
 
 
 def check_choice(name: str, value: Any, choices: Iterable[str], hint: str = "") -> str:
-    """``value`` if it is one of ``choices`` (strings), else an error listing them."""
+    """``value`` if it is one of ``choices`` (strings), else an error listing them.
+
+    Args:
+        name: what is chosen, for the message (``"unknown solver 'x'"``).
+        value: the value to check.
+        choices: the allowed strings.
+        hint: what to pass instead, appended to the message.
+
+    Returns:
+        ``value`` unchanged.
+
+    Raises:
+        InputError: ``value`` is not one of ``choices``.
+    """
     choices = list(choices)
     if not isinstance(value, str) or value not in choices:
         raise InputError(f"unknown {name} {describe(value)}: choose one of {', '.join(choices)}{_fix(hint)}")
@@ -118,7 +180,19 @@ def check_choice(name: str, value: Any, choices: Iterable[str], hint: str = "") 
 
 
 def check_callable(name: str, value: Any, what: str) -> Any:
-    """``value`` if it is callable; ``what`` says what kind of callable was expected."""
+    """``value`` if it is callable.
+
+    Args:
+        name: the argument's name, for the message.
+        value: the value to check.
+        what: what kind of callable was expected, e.g. ``"a function of no arguments"``.
+
+    Returns:
+        ``value`` unchanged.
+
+    Raises:
+        InputError: ``value`` is not callable.
+    """
     if not callable(value):
         raise InputError(f"{name} must be {what}; got {describe(value)}")
     return value
@@ -156,7 +230,16 @@ def check_call_signature(name: str, value: Any, n_args: int, what: str) -> Any:
 
 
 def check_module(name: str, value: Any, what: str, hint: str = "") -> torch.nn.Module:
-    """``value`` if it is a ``torch.nn.Module``; ``what`` says which network was expected.
+    """``value`` if it is a ``torch.nn.Module``.
+
+    Args:
+        name: the argument's name, for the message.
+        value: the value to check.
+        what: which network was expected, e.g. ``"the network f of du/dt = f(u)"``.
+        hint: what to pass instead, appended to the message.
+
+    Returns:
+        ``value`` unchanged.
 
     Raises:
         InputError: ``value`` is not an ``nn.Module``.
@@ -168,6 +251,15 @@ def check_module(name: str, value: Any, what: str, hint: str = "") -> torch.nn.M
 
 def check_index(name: str, value: Any, length: int, what: str) -> int:
     """``value`` as an index into ``length`` items (negative indices count from the end, as in Python).
+
+    Args:
+        name: the argument's name, for the message.
+        value: the index to check.
+        length: how many items there are.
+        what: what the items are, for the message, e.g. ``"images"``.
+
+    Returns:
+        ``value`` as an ``int`` (a negative index stays negative).
 
     Raises:
         InputError: ``value`` is not an integer, or lies outside ``-length .. length - 1``.
@@ -185,9 +277,19 @@ MAX_THREADS = 1024
 def check_threads(value: Any, source: str = "threads", warn: bool = True) -> int:
     """A thread count for ``torch.set_num_threads``: a positive integer up to :data:`MAX_THREADS`.
 
-    ``source`` names where it came from (``"--threads"``, ``"OMP_NUM_THREADS"``); strings are parsed.
-    More threads than CPU cores work but slow a small model down many times, so they get a warning
-    (unless ``warn=False``).
+    More threads than CPU cores work but slow a small model down many times, so they get a
+    :class:`~nodeutils.errors.NodeUtilsWarning`.
+
+    Args:
+        value: the count, an integer or a string holding one (as read from an environment variable).
+        source: where it came from, for the message (``"--threads"``, ``"OMP_NUM_THREADS"``).
+        warn: whether to warn about more threads than CPU cores.
+
+    Returns:
+        The count as an ``int``.
+
+    Raises:
+        InputError: ``value`` is not an integer from 1 to :data:`MAX_THREADS`.
     """
     cores = os.cpu_count() or 1
     fix = f"use a number from 1 to the {cores} CPU core{'s' * (cores != 1)} of this machine (1 is fastest here)"
@@ -210,7 +312,18 @@ def check_threads(value: Any, source: str = "threads", warn: bool = True) -> int
 
 
 def check_folder(name: str, value: Any) -> Path:
-    """A folder path with ``~`` expanded; empty strings and non-paths are refused."""
+    """A folder path with ``~`` expanded; empty strings and non-paths are refused.
+
+    Args:
+        name: the argument's name, for the message.
+        value: a string or ``os.PathLike``.
+
+    Returns:
+        The folder as a ``pathlib.Path`` (it need not exist).
+
+    Raises:
+        InputError: ``value`` is not a string or path, or is empty.
+    """
     if not isinstance(value, (str, os.PathLike)):
         raise InputError(f"{name} must be a folder path (a string or pathlib.Path); got {describe(value)}")
     text = os.fspath(value)

@@ -34,11 +34,19 @@ class ForwardRecord:
     coefficients_per_step: list[int] = field(default_factory=list)
 
     def tensors(self) -> list[torch.Tensor]:
-        """Every tensor the record holds."""
+        """Every tensor the record holds.
+
+        Returns:
+            ``[checkpoint_states]``, or the dense solution's coefficient tensors, step by step.
+        """
         return [self.checkpoint_states] if self.dense is None else self.dense.tensors()
 
     def without_tensors(self) -> ForwardRecord:
-        """The bookkeeping alone (grid, step times, tensors per step): what the autograd node keeps itself."""
+        """The bookkeeping alone (grid, step times, tensors per step): what the autograd node keeps itself.
+
+        Returns:
+            A record without tensors; :meth:`with_tensors` puts them back.
+        """
         if self.dense is None:
             return ForwardRecord(self.grid, self.outputs)
         shell = DenseSolution(sign=self.dense.sign, knots=list(self.dense.knots))
@@ -46,7 +54,14 @@ class ForwardRecord:
                              coefficients_per_step=[len(c) for c in self.dense.coefficients])
 
     def with_tensors(self, tensors: Sequence[torch.Tensor]) -> ForwardRecord:
-        """Inverse of :meth:`without_tensors`, from the tensors ``save_for_backward`` kept."""
+        """Inverse of :meth:`without_tensors`, from the tensors ``save_for_backward`` kept.
+
+        Args:
+            tensors: the tensors :meth:`tensors` listed, in that order.
+
+        Returns:
+            The complete record.
+        """
         if self.dense is None:
             return ForwardRecord(self.grid, self.outputs, checkpoint_states=tensors[0])
         coefficients, start = [], 0
@@ -76,6 +91,20 @@ class _ContinuousAdjoint(SensitivityAlgorithm):
         self.checkpoints = None if checkpoints is None else check_checkpoints(checkpoints)
 
     def solve(self, problem: Problem, y0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Solve as one autograd node whose backward runs this adjoint (plain backprop when grad mode is off).
+
+        Args:
+            problem: f, its parameter leaves and the solver settings.
+            y0: the initial state.
+            t: the output times (a checked, strictly monotone 1-D tensor).
+
+        Returns:
+            The states at ``t``, shape ``(len(t), *y0.shape)``.
+
+        Raises:
+            InputError: a method without dense output, or ``checkpoints`` outside the open time span.
+            SolverError: the forward solve failed.
+        """
         check_method(problem.method, need_dense=True)
         if not torch.is_grad_enabled():
             return AutogradAdjoint().solve(problem, y0, t)
@@ -186,11 +215,37 @@ class InterpolatingAdjoint(_ContinuousAdjoint):
     ``checkpointing=True`` keeps only u at the output times (plus ``checkpoints``) and re-solves the
     forward ODE, densely, inside each interval when the backward pass reaches it: less memory, about
     one extra forward solve of work.
+
+    Args:
+        autojacvec: how vector-Jacobian products are computed: ``"autograd"``, ``"func"`` or ``"jacobian"``.
+        rtol: relative tolerance of the backward solve (``None``: the forward solve's).
+        atol: absolute tolerance of the backward solve (``None``: the forward solve's).
+        checkpointing: whether to keep checkpoints of u instead of the dense forward solution.
+        checkpoints: extra times inside the time span at which u is kept (only with ``checkpointing=True``).
+
+    Raises:
+        InputError: an unknown ``autojacvec``, a tolerance that is not a positive number, a ``checkpointing``
+            that is not a bool, or ``checkpoints`` that are not numbers or come without ``checkpointing=True``.
     """
 
     name = "interpolating"
 
-    def backward(self, problem, record, grad_ys):
+    def backward(self, problem: Problem, record: ForwardRecord,
+                 grad_ys: torch.Tensor) -> tuple[torch.Tensor, list]:
+        """Integrate lambda and the running parameter integral mu together, backward over each grid interval.
+
+        Args:
+            problem: the problem solved forward.
+            record: what the forward solve kept.
+            grad_ys: dL/dy(t_i), shape ``(len(t), *y0.shape)``.
+
+        Returns:
+            ``(dL/du(t0), [dL/dp_i])``, each dL/dp_i shaped like its parameter leaf.
+
+        Raises:
+            InputError: the algorithm's own rtol and atol ask for more precision than the state's dtype holds.
+            SolverError: lambda became NaN or infinite, or a backward solve or checkpoint re-solve failed.
+        """
         vjp = make_vjp(self.autojacvec, problem.rhs)
         rtol, atol = self.tolerances(problem)
         leaves, grid, outputs = problem.leaves, record.grid, record.outputs

@@ -49,6 +49,20 @@ class AutogradAdjoint(SensitivityAlgorithm):
     needs_parameters = False  # autograd follows whatever f's output depends on
 
     def solve(self, problem: Problem, y0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Run the solver under autograd, which records every step for the backward pass.
+
+        Args:
+            problem: f, its parameter leaves and the solver settings.
+            y0: the initial state.
+            t: the output times (a checked, strictly monotone 1-D tensor).
+
+        Returns:
+            The states at ``t``, shape ``(len(t), *y0.shape)``.
+
+        Raises:
+            InputError: f returns a tensor not shaped like the state, or rtol and atol are below y0's precision.
+            SolverError: the solve failed (non-finite state, too many steps, or a step size that shrank to nothing).
+        """
         counter = SolveCounter()
         try:
             ys, _ = integrate(problem.closed(), y0, t, method=problem.method, rtol=problem.rtol,
@@ -64,6 +78,12 @@ class BacksolveAdjoint(SensitivityAlgorithm):
 
     ``seminorm=True`` leaves the parameter-gradient part out of the backward step-size control
     (Kidger, Chen & Lyons 2021), which usually saves backward steps.
+
+    Args:
+        seminorm: whether the backward step-size control leaves out the parameter-gradient part.
+
+    Raises:
+        InputError: ``seminorm`` is not a bool.
     """
 
     name = "backsolve"
@@ -72,6 +92,20 @@ class BacksolveAdjoint(SensitivityAlgorithm):
         self.seminorm = check_bool("seminorm", seminorm)
 
     def solve(self, problem: Problem, y0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Solve forward without a graph; the backward pass re-solves u backward along with the adjoint.
+
+        Args:
+            problem: f, its parameter leaves and the solver settings.
+            y0: the initial state.
+            t: the output times (a checked, strictly monotone 1-D tensor).
+
+        Returns:
+            The states at ``t``, shape ``(len(t), *y0.shape)``.
+
+        Raises:
+            InputError: f returns a tensor not shaped like the state.
+            SolverError: the forward solve failed (non-finite values, too many steps, or a vanishing step size).
+        """
         stats = problem.stats
 
         class _Dynamics(torch.nn.Module):

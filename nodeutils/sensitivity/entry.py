@@ -131,7 +131,7 @@ def odeint(
         stats: a :class:`SolveStats` that receives the function-evaluation counts.
 
     Returns:
-        The states at the times ``t``, stacked along a new first dimension: shape ``(len(t), *y0.shape)``.
+        The states at the times ``t``, stacked along a new first dimension, shape ``(len(t), *y0.shape)``.
 
     Raises:
         InputError: a bad argument (shape, dtype, tolerance, method, options, or a ``func`` that does not fit).
@@ -158,13 +158,37 @@ def odeint(
 
 
 def relative_error(estimate: torch.Tensor, reference: torch.Tensor) -> float:
-    """||estimate - reference|| / ||reference|| (0 when both are zero)."""
+    """||estimate - reference|| / ||reference|| (0 when both are zero).
+
+    Args:
+        estimate: the tensor to judge.
+        reference: the tensor taken as exact, shaped like ``estimate``.
+
+    Returns:
+        The relative error, a float (||estimate|| itself when ``reference`` is all zeros).
+
+    Raises:
+        InputError: either is not a tensor, or their shapes differ.
+    """
+    if not isinstance(estimate, torch.Tensor) or not isinstance(reference, torch.Tensor):
+        raise InputError(f"estimate and reference must be tensors; got {describe(estimate)} and {describe(reference)}")
+    if estimate.shape != reference.shape:
+        raise InputError(f"estimate and reference must have the same shape (a difference would broadcast); got "
+                         f"{tuple(estimate.shape)} and {tuple(reference.shape)}")
     denom = float(reference.norm())
     num = float((estimate - reference).norm())
     return num / denom if denom > 0 else num
 
 
 def flat_grad(tensors: Sequence[torch.Tensor | None], like: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Concatenate gradients into one vector (zeros where a gradient is None)."""
+    """Concatenate gradients into one vector (zeros where a gradient is None).
+
+    Args:
+        tensors: gradients, e.g. from ``torch.autograd.grad(..., allow_unused=True)``.
+        like: the tensors they are the gradients of, one per gradient, in the same order.
+
+    Returns:
+        A 1-D tensor of ``sum(x.numel() for x in like)`` numbers.
+    """
     return torch.cat([(torch.zeros_like(x) if g is None else g).reshape(-1) for g, x in zip(tensors, like)])
 

@@ -63,7 +63,11 @@ class Problem:
     stats: SolveStats
 
     def closed(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """f(t, u) with the problem's own parameters."""
+        """f(t, u) with the problem's own parameters.
+
+        Returns:
+            A function ``(t, u) -> du/dt`` that calls ``rhs(t, u, leaves)``.
+        """
         return lambda t, u: self.rhs(t, u, self.leaves)
 
 
@@ -85,7 +89,8 @@ def build_problem(func: torch.nn.Module | Callable, params: Any, method: str, rt
         The problem.
 
     Raises:
-        InputError: params that are not floating-point tensors, or that the algorithm cannot differentiate.
+        InputError: a func that is not callable, params that are not floating-point tensors, or params that the
+            algorithm cannot differentiate (missing, or not requiring grad).
     """
     if isinstance(func, torch.nn.Module) and params is None:
         named = [(n, p) for n, p in func.named_parameters() if p.requires_grad]
@@ -125,14 +130,30 @@ def build_problem(func: torch.nn.Module | Callable, params: Any, method: str, rt
 
 
 def flatten_tensors(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
-    """The tensors' numbers as one vector of ``dtype`` (an empty one for no tensors)."""
+    """The tensors' numbers as one vector of ``dtype`` (an empty one for no tensors).
+
+    Args:
+        tensors: the tensors to concatenate, each read in row-major order.
+        dtype: the vector's dtype.
+
+    Returns:
+        A 1-D tensor of ``sum(x.numel() for x in tensors)`` numbers.
+    """
     if not tensors:
         return torch.zeros(0, dtype=dtype)
     return torch.cat([x.reshape(-1).to(dtype) for x in tensors])
 
 
 def unflatten_like(vector: torch.Tensor, like: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """Inverse of :func:`flatten_tensors`: ``vector`` cut into tensors shaped (and typed) like ``like``."""
+    """Inverse of :func:`flatten_tensors`: ``vector`` cut into tensors shaped (and typed) like ``like``.
+
+    Args:
+        vector: a 1-D tensor of at least ``sum(x.numel() for x in like)`` numbers.
+        like: the tensors whose shapes and dtypes the pieces take, in order.
+
+    Returns:
+        One tensor per entry of ``like``.
+    """
     out, i = [], 0
     for x in like:
         out.append(vector[i:i + x.numel()].view_as(x).to(x.dtype))

@@ -9,8 +9,8 @@ import torch
 
 from ..checks import check_int
 from ..solvers import evaluate_polynomial, integrate
-from .continuous import _LambdaOnlyAdjoint
-from .problem import flatten_tensors
+from .continuous import ForwardRecord, _LambdaOnlyAdjoint
+from .problem import Problem, flatten_tensors
 
 __all__ = ["kronrod15_rule", "QuadratureAdjoint", "gauss_legendre", "GaussAdjoint"]
 
@@ -29,7 +29,11 @@ _WG = [0.129484966168869693270611432679082, 0.279705391489276667901467771423780,
 
 
 def kronrod15_rule() -> tuple[list[float], list[float], list[float]]:
-    """Nodes on [-1, 1], Kronrod-15 weights and embedded Gauss-7 weights (0 off the Gauss nodes)."""
+    """Nodes on [-1, 1], Kronrod-15 weights and embedded Gauss-7 weights (0 off the Gauss nodes).
+
+    Returns:
+        ``(nodes, kronrod_weights, gauss_weights)``, 15 nodes in increasing order and each rule's weight per node.
+    """
     nodes = [-x for x in _XGK[:-1]] + [0.0] + _XGK[:-1][::-1]
     wk = _WGK[:-1] + [_WGK[-1]] + _WGK[:-1][::-1]
     g = [0.0, _WG[0], 0.0, _WG[1], 0.0, _WG[2], 0.0]
@@ -43,6 +47,15 @@ class QuadratureAdjoint(_LambdaOnlyAdjoint):
     The integral over each interval is computed with Gauss-Kronrod 7-15 panels, bisected until the
     Kronrod and Gauss estimates agree within the adjoint's tolerances (as QuadGK does in Julia).
     Memory: the forward and the backward dense solutions.
+
+    Args:
+        autojacvec: how vector-Jacobian products are computed: ``"autograd"``, ``"func"`` or ``"jacobian"``.
+        rtol: relative tolerance of the backward solve (``None``: the forward solve's).
+        atol: absolute tolerance of the backward solve (``None``: the forward solve's).
+        max_panels: the most Gauss-Kronrod panels per interval (the bisection stops there).
+
+    Raises:
+        InputError: an unknown ``autojacvec``, a tolerance that is not a positive number, or ``max_panels`` below 1.
     """
 
     name = "quadrature"
@@ -53,7 +66,22 @@ class QuadratureAdjoint(_LambdaOnlyAdjoint):
         self.max_panels = check_int("max_panels", max_panels, minimum=1,
                                     hint="the number of Gauss-Kronrod panels per interval, e.g. 64")
 
-    def backward(self, problem, record, grad_ys):
+    def backward(self, problem: Problem, record: ForwardRecord,
+                 grad_ys: torch.Tensor) -> tuple[torch.Tensor, list]:
+        """Solve lambda backward keeping its dense solution, then integrate lambda^T df/dp by adaptive quadrature.
+
+        Args:
+            problem: the problem solved forward.
+            record: what the forward solve kept.
+            grad_ys: dL/dy(t_i), shape ``(len(t), *y0.shape)``.
+
+        Returns:
+            ``(dL/du(t0), [dL/dp_i])``, each dL/dp_i shaped like its parameter leaf.
+
+        Raises:
+            InputError: the algorithm's own rtol and atol ask for more precision than the state's dtype holds.
+            SolverError: lambda became NaN or infinite, or a backward solve failed.
+        """
         nodes, wk, wg = kronrod15_rule()
 
         def on_interval(lambda_rhs, integrand, lam0, t_from, t_to, rtol, atol, counter, grads):
@@ -90,7 +118,15 @@ class QuadratureAdjoint(_LambdaOnlyAdjoint):
 
 
 def gauss_legendre(n: int) -> tuple[list[float], list[float]]:
-    """n Gauss-Legendre nodes as fractions of [0, 1] and weights summing to 1."""
+    """n Gauss-Legendre nodes as fractions of [0, 1] and weights summing to 1.
+
+    Args:
+        n: the number of nodes, a positive integer.
+
+    Returns:
+        ``(fractions, weights)``, two lists of n floats, the fractions in increasing order.
+    """
+    n = check_int("n", n, minimum=1, hint="the number of Gauss-Legendre nodes, e.g. 4")
     x, w = np.polynomial.legendre.leggauss(n)
     return ((x + 1) / 2).tolist(), (w / 2).tolist()
 
@@ -103,6 +139,18 @@ class GaussAdjoint(_LambdaOnlyAdjoint):
     forward dense solution, or only checkpoints with ``checkpointing=True`` (as for
     :class:`InterpolatingAdjoint`). ``nodes`` Gauss points per step integrate polynomials of degree
     2 * nodes - 1 exactly.
+
+    Args:
+        autojacvec: how vector-Jacobian products are computed: ``"autograd"``, ``"func"`` or ``"jacobian"``.
+        rtol: relative tolerance of the backward solve (``None``: the forward solve's).
+        atol: absolute tolerance of the backward solve (``None``: the forward solve's).
+        nodes: Gauss-Legendre nodes per step, 1 to 64.
+        checkpointing: whether to keep checkpoints of u instead of the dense forward solution.
+        checkpoints: extra times inside the time span at which u is kept (only with ``checkpointing=True``).
+
+    Raises:
+        InputError: an unknown ``autojacvec``, a tolerance that is not a positive number, ``nodes`` outside 1-64,
+            or ``checkpoints`` that are not numbers or come without ``checkpointing=True``.
     """
 
     name = "gauss"
@@ -113,7 +161,22 @@ class GaussAdjoint(_LambdaOnlyAdjoint):
         self.nodes = check_int("nodes", nodes, minimum=1, maximum=64,
                                hint="the number of Gauss-Legendre nodes per step, 1 to 64 (default 4)")
 
-    def backward(self, problem, record, grad_ys):
+    def backward(self, problem: Problem, record: ForwardRecord,
+                 grad_ys: torch.Tensor) -> tuple[torch.Tensor, list]:
+        """Solve lambda backward, adding each accepted step's share of dL/dp by Gauss-Legendre quadrature.
+
+        Args:
+            problem: the problem solved forward.
+            record: what the forward solve kept.
+            grad_ys: dL/dy(t_i), shape ``(len(t), *y0.shape)``.
+
+        Returns:
+            ``(dL/du(t0), [dL/dp_i])``, each dL/dp_i shaped like its parameter leaf.
+
+        Raises:
+            InputError: the algorithm's own rtol and atol ask for more precision than the state's dtype holds.
+            SolverError: lambda became NaN or infinite, or a backward solve or checkpoint re-solve failed.
+        """
         fractions, weights = gauss_legendre(self.nodes)
 
         def on_interval(lambda_rhs, integrand, lam0, t_from, t_to, rtol, atol, counter, grads):

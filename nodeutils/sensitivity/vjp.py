@@ -20,7 +20,18 @@ def _zeros_for_none(grads: Sequence[torch.Tensor | None], like: Sequence[torch.T
 
 
 def make_vjp(kind: str, rhs: RHS) -> VJPFn:
-    """Return ``vjp(t, u, lam, leaves, wrt_state, wrt_params) -> (lam^T df/du or None, [lam^T df/dp_i])``."""
+    """Return ``vjp(t, u, lam, leaves, wrt_state, wrt_params) -> (lam^T df/du or None, [lam^T df/dp_i])``.
+
+    Args:
+        kind: ``"autograd"``, ``"func"`` or ``"jacobian"``: how the products are computed.
+        rhs: f as ``rhs(t, u, leaves)``.
+
+    Returns:
+        The product function; ``wrt_state=False`` gives ``None`` for the state, ``wrt_params=False`` ``[]``.
+
+    Raises:
+        InputError: an unknown ``kind``.
+    """
     if kind not in VJP_CHOICES:
         raise InputError(f"unknown autojacvec {kind!r}: choose one of {', '.join(VJP_CHOICES)}")
 
