@@ -1,14 +1,17 @@
-import gzip
-import struct
+"""nodeutils.data: the embedded MNIST subset, torchvision's files, the loaders, and what they refuse."""
+
+import errno
 import urllib.error
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import assert_refused, fake_mnist_files, write_idx
 
 from nodeutils import data
-from nodeutils.data import load_arrays, load_mnist, onecold, onehot
-from nodeutils.errors import DataError, InputError
+from nodeutils.data import load_arrays, load_mnist
+from nodeutils.errors import DataError, InputError, NodeUtilsWarning
 
 
 def test_embedded_loaders_give_tutorial_shapes_and_ranges():
@@ -51,21 +54,21 @@ def test_train_loader_shuffles_and_test_loader_keeps_order():
     assert torch.equal(torch.cat([y for _, y in again]), first_epoch)  # same seed, same batch order
 
 
-def test_onehot_and_onecold_round_trip():
-    labels = torch.tensor([0, 3, 9])
-    assert onehot(labels).shape == (3, 10)
-    assert torch.equal(onecold(onehot(labels)), labels)
+def test_load_mnist_tiny_test_split_warns():
+    with pytest.warns(NodeUtilsWarning, match="the test split has only 1 image, so its accuracy moves in steps of 100"):
+        load_mnist(subset=5)
 
 
-def test_bad_arguments_are_explained():
-    with pytest.raises(InputError, match="train_split"):
-        load_mnist(train_split=1.5)
-    with pytest.raises(InputError, match="more images than"):
-        load_mnist(subset=6000)
-    with pytest.raises(InputError, match="unknown MNIST source"):
-        load_mnist(source="kaggle")
+def test_load_mnist_subset_beyond_the_embedded_images_names_60000():
+    message = assert_refused(lambda: load_mnist(subset=70000), InputError,
+                             ["subset=70000 asks for more images than the embedded source has (5,000)",
+                              "60,000 training images", "--source torchvision"])
+    assert "70,000" not in message
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# The embedded file: missing, corrupt, tampered with
+# ---------------------------------------------------------------------------------------------------------------
 def test_missing_embedded_file_says_how_to_rebuild(tmp_path):
     with pytest.raises(DataError, match="missing.*build_embedded_mnist"):
         load_arrays("embedded", path=tmp_path / "mnist_5k.npz")
@@ -96,28 +99,28 @@ def test_checksum_mismatch_is_detected(tmp_path, monkeypatch):
         load_arrays("embedded")
 
 
-def _write_idx(path, array: np.ndarray, compress: bool = False) -> None:
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(struct.pack(">i", d) for d in array.shape)
-    payload = header + array.astype(np.uint8).tobytes()
-    (gzip.open if compress else open)(path, "wb").write(payload)
-
-
-def _fake_torchvision_mnist(root, n_train=50, n_test=10):
-    raw = root / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    rng = np.random.default_rng(1)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        _write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
-        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
-
-
+# ---------------------------------------------------------------------------------------------------------------
+# torchvision's files
+# ---------------------------------------------------------------------------------------------------------------
 def test_torchvision_source_reads_the_idx_layout(tmp_path):
-    _fake_torchvision_mnist(tmp_path)
+    fake_mnist_files(tmp_path, n_train=50, n_test=10)
     train, test = load_mnist(16, 0.8, subset=None, source="torchvision", root=tmp_path, download=False)
     assert len(train.dataset) == 40 and len(test.dataset) == 10
     x, y = test.dataset.tensors
     assert x.shape == (10, 1, 28, 28) and x.max() <= 1.0
     assert y.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]  # torchvision's own order, as in the tutorial
+
+
+def test_torchvision_source_needs_only_the_training_files(tmp_path):
+    fake_mnist_files(tmp_path)  # no t10k files: they are not used
+    x, y = load_arrays("torchvision", root=tmp_path, download=False)
+    assert x.shape == (60, 1, 28, 28) and y.tolist()[:3] == [0, 1, 2]
+
+
+def test_torchvision_source_reads_gzipped_files(tmp_path):
+    fake_mnist_files(tmp_path, compress=True)
+    x, _ = load_arrays("torchvision", root=tmp_path, download=False)
+    assert x.shape == (60, 1, 28, 28) and float(x.max()) <= 1.0
 
 
 def test_full_mnist_offline_explains_what_to_do(tmp_path, monkeypatch):
@@ -129,3 +132,93 @@ def test_full_mnist_offline_explains_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setattr(tv_mnist, "download_and_extract_archive", no_network)
     with pytest.raises(DataError, match="could not load the full MNIST.*copy.*source='embedded'"):
         load_mnist(source="torchvision", root=tmp_path, subset=None)
+
+
+def test_idx_file_of_another_image_size(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    n = 3
+    header = (0x00000803).to_bytes(4, "big") + b"".join(v.to_bytes(4, "big") for v in (n, 32, 32))
+    (raw / "train-images-idx3-ubyte").write_bytes(header + bytes(n * 32 * 32))
+    (raw / "train-labels-idx1-ubyte").write_bytes((0x00000801).to_bytes(4, "big") + n.to_bytes(4, "big") + bytes(n))
+    with pytest.raises(DataError) as err:
+        load_arrays("torchvision", root=tmp_path, download=False)
+    assert "well-formed" in str(err.value) and "32x32" in str(err.value) and "truncated" not in str(err.value)
+
+
+def test_home_folder_in_a_path_is_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(DataError) as err:  # ~ is the home folder, not a folder named "~"
+        load_arrays("torchvision", root="~/mnist", download=False)
+    assert str(tmp_path) in str(err.value) and "~" not in str(err.value)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Bad inputs: refused with the argument and the fix
+# ---------------------------------------------------------------------------------------------------------------
+def _torchvision(fx) -> tuple:
+    return load_arrays("torchvision", root=fx.tmp_path, download=False)
+
+
+def _labels_file_missing(fx):
+    (fake_mnist_files(fx.tmp_path) / "train-labels-idx1-ubyte").unlink()
+    return _torchvision(fx)
+
+
+def _wrong_magic_number(fx):
+    write_idx(fake_mnist_files(fx.tmp_path) / "train-images-idx3-ubyte", np.zeros((60, 28, 28)), magic=0x0801)
+    return _torchvision(fx)
+
+
+def _truncated(fx):
+    path = fake_mnist_files(fx.tmp_path) / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:-100])
+    return _torchvision(fx)
+
+
+def _read_only_folder(fx):
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    root = fx.tmp_path / "data"  # (pytest makes tmp_path before mkdir is patched)
+    fx.monkeypatch.setattr(Path, "mkdir", read_only)
+    return load_arrays("torchvision", root=root)
+
+
+def _folder_that_is_a_file(fx):
+    (fx.tmp_path / "data").write_text("")
+    return load_arrays("torchvision", root=fx.tmp_path / "data")
+
+
+BAD_INPUTS = [
+    pytest.param(lambda: load_mnist(train_split=1.5), InputError, ("train_split",), id="train_split 1.5"),
+    pytest.param(lambda: load_mnist(subset=6000), InputError, ("more images than",), id="subset 6000"),
+    pytest.param(lambda: load_mnist(source="kaggle"), InputError, ("unknown MNIST source",), id="unknown source"),
+    pytest.param(lambda: load_mnist(subset=2), InputError,
+                 ("subset=2 with train_split=0.9 leaves 2 training and 0 test images", "at least 5 images",
+                  "500 or more"), id="subset too small for the split"),
+    pytest.param(lambda: load_mnist(subset="1500"), InputError, ("subset must be an integer", "'1500'"),
+                 id="subset a string"),
+    pytest.param(lambda: load_mnist(train_split="0.9"), InputError,
+                 ("train_split must lie strictly between 0 and 1", "'0.9'"), id="train_split a string"),
+    pytest.param(lambda: load_mnist(root="mnist"), InputError, ("root='mnist' is only used by source='torchvision'",),
+                 id="root with the embedded source"),
+    pytest.param(_labels_file_missing, DataError,
+                 ("train-labels-idx1-ubyte is missing from", lambda fx: str(fx.tmp_path / "MNIST" / "raw"),
+                  "source='embedded'"), id="torchvision file missing"),
+    pytest.param(_wrong_magic_number, DataError,
+                 ("train-images-idx3-ubyte is not an MNIST images file", "0x00000803", "found 0x00000801"),
+                 id="torchvision wrong magic number"),
+    pytest.param(_truncated, DataError, ("train-images-idx3-ubyte is truncated",), id="torchvision truncated file"),
+    pytest.param(_read_only_folder, DataError,
+                 ("cannot write the MNIST files into", "Read-only file system", "--data-dir", "root="),
+                 id="torchvision read-only folder"),
+    pytest.param(_folder_that_is_a_file, DataError, ("is a file, not a folder",), id="torchvision folder a file"),
+    *(pytest.param(lambda root=root: load_arrays("torchvision", root=root, download=False), InputError, ("empty",),
+                   id=f"torchvision root {root!r}") for root in ("", "  ")),
+]
+
+
+@pytest.mark.parametrize("call, error, fragments", BAD_INPUTS)
+def test_bad_input_is_refused_with_the_argument_and_the_fix(call, error, fragments, fx):
+    assert_refused(call, error, fragments, fx)

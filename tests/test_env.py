@@ -1,10 +1,16 @@
+"""nodeutils.env: version information, devices and thread counts."""
+
 from types import SimpleNamespace
 
 import pytest
 import torch
+from helpers import assert_refused
+from torch.utils.data import DataLoader, TensorDataset
 
 from nodeutils import env
+from nodeutils.env import default_threads, pick_device
 from nodeutils.errors import InputError
+from nodeutils.training import accuracy
 
 
 def test_versioninfo_without_cuda(monkeypatch, capsys):
@@ -42,9 +48,6 @@ def test_driver_version_is_unknown_without_nvidia_smi(monkeypatch):
 
 
 def test_nodeutils_device_variable_chooses_the_default_device(monkeypatch):
-    from nodeutils.env import pick_device
-    from nodeutils.errors import InputError
-
     monkeypatch.delenv("NODEUTILS_DEVICE", raising=False)
     assert pick_device().type == "cpu"
     monkeypatch.setenv("NODEUTILS_DEVICE", "cpu")
@@ -55,3 +58,47 @@ def test_nodeutils_device_variable_chooses_the_default_device(monkeypatch):
     monkeypatch.setenv("NODEUTILS_DEVICE", "gpu")
     with pytest.raises(InputError, match="NODEUTILS_DEVICE='gpu' is not a device"):
         pick_device()
+
+
+def test_default_threads_reads_omp_num_threads(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert default_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert default_threads() == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "two")
+    with pytest.raises(InputError, match="OMP_NUM_THREADS='two'"):
+        default_threads()
+
+
+def _loader() -> DataLoader:
+    x = torch.rand(24, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    return DataLoader(TensorDataset(x, torch.arange(24) % 10), batch_size=10)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a GPU")
+def test_cuda_device_object_without_gpu(model):
+    for device in (torch.device("cuda"), torch.device("cuda", 1)):
+        with pytest.raises(InputError, match="no CUDA GPU"):
+            pick_device(device)
+        with pytest.raises(InputError, match="no CUDA GPU"):
+            accuracy(model, _loader(), device=device)
+
+
+def test_device_names_normalised(model):
+    assert pick_device(" CPU") == pick_device(torch.device("cpu", 0)) == torch.device("cpu")
+    assert 0 <= accuracy(model, _loader(), device=torch.device("cpu")) <= 1
+    with pytest.raises(InputError, match="unknown device"):
+        accuracy(model, _loader(), device="tpu")
+
+
+BAD_INPUTS = [
+    pytest.param(lambda: pick_device(torch.device("meta")), InputError, ("unknown device", "meta"), id="meta"),
+    pytest.param(lambda: pick_device("cpu:3"), InputError, ("one CPU",), id="cpu:3"),
+    pytest.param(lambda: pick_device(torch.device("cpu", 2)), InputError, ("one CPU",), id="torch.device(cpu, 2)"),
+    pytest.param(lambda: pick_device("gpu"), InputError, ("unknown device",), id="gpu"),
+]
+
+
+@pytest.mark.parametrize("call, error, fragments", BAD_INPUTS)
+def test_bad_input_is_refused_with_the_argument_and_the_fix(call, error, fragments):
+    assert_refused(call, error, fragments)

@@ -402,7 +402,7 @@ def test_solution_answer_runs_the_solution_with_the_notebook_imports():
         activation = F.relu
 
         def double(x):
-            return nodeutils.onehot(torch.tensor([0]), 2).sum() * 0 + 2 * x
+            return nodeutils.last_state(torch.stack([x, 2 * x]))
     ''')
     double = exercise.solution_answer()
     assert double.__name__ == "double" and exercise.name == "double"

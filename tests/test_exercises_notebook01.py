@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import assert_exercises_numbered_and_reachable, assert_reference_is_correct
 
-from nodeutils.exercises import Correct, ____, exercises_of
+from nodeutils.exercises import ____, exercises_of
 from nodeutils.exercises import notebook01 as exercises
 
 
 def test_every_exercise_is_reachable_by_its_name_and_numbered_in_order():
-    found = exercises_of(exercises)
-    assert [e.number for e in found] == list(range(1, len(found) + 1))
-    assert all(getattr(exercises, e.name) is e for e in found)  # the printed advice exercises.<name>.hint() works
-    assert len({e.title for e in found}) == len(found)
+    assert_exercises_numbered_and_reachable(exercises)
 
 
 @pytest.mark.parametrize("exercise", exercises_of(exercises), ids=lambda e: e.name)
 def test_the_reference_solution_is_correct(exercise):
-    assert isinstance(exercise.judge(exercise.solution_answer()), Correct)
-    assert ": correct. " in exercise.verdict(exercise.solution_answer())
+    assert_reference_is_correct(exercise)
 
 
 # --------------------------------------------------------------------------------------------------------------

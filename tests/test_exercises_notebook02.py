@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import assert_exercises_numbered_and_reachable, assert_reference_is_correct, wrong_verdict
 from torch.func import functional_call
 
 from nodeutils import odeint
-from nodeutils.exercises import Correct, NotYet, ____, exercises_of
+from nodeutils.exercises import NotYet, ____, exercises_of
 from nodeutils.exercises import notebook02 as exercises
 
 SPAN = torch.tensor([0.0, 1.0])
@@ -15,16 +16,12 @@ TSIT5 = {"method": "tsit5", "rtol": 1e-3, "atol": 1e-3}
 
 
 def test_every_exercise_is_reachable_by_its_name_and_numbered_in_order():
-    found = exercises_of(exercises)
-    assert [e.number for e in found] == list(range(1, len(found) + 1))
-    assert all(getattr(exercises, e.name) is e for e in found)
-    assert len({e.title for e in found}) == len(found)
+    assert_exercises_numbered_and_reachable(exercises)
 
 
 @pytest.mark.parametrize("exercise", exercises_of(exercises), ids=lambda e: e.name)
 def test_the_reference_solution_is_correct(exercise):
-    assert isinstance(exercise.judge(exercise.solution_answer()), Correct)
-    assert ": correct. " in exercise.verdict(exercise.solution_answer())
+    assert_reference_is_correct(exercise)
 
 
 @pytest.mark.parametrize("exercise", exercises_of(exercises), ids=lambda e: e.name)
@@ -34,12 +31,6 @@ def test_the_placeholder_is_not_answered_yet(exercise):
 
     assert ": not answered yet. " in exercise.verdict(answer)
     assert ": not answered yet. " in exercise.verdict(____)
-
-
-def verdict_of(exercise, answer) -> str:
-    text = exercise.verdict(answer)
-    assert ": correct. " not in text
-    return text
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -156,7 +147,7 @@ def no_sensealg_parameter(model, x, ps, st):
     (no_sensealg_parameter, "Keep the template's parameter sensealg=None"),
 ], ids=lambda v: getattr(v, "__name__", None) or str(v)[:20])
 def test_neural_ode_mistakes_get_their_hint(answer, phrase):
-    assert phrase in verdict_of(exercises.neural_ode, answer)
+    assert phrase in wrong_verdict(exercises.neural_ode, answer)
 
 
 def test_neural_ode_judge_tells_the_given_state_from_the_module_s_own():
@@ -214,7 +205,7 @@ def other_names(vector, like):
     (other_names, "The dictionary's names should be like's"),
 ], ids=lambda v: getattr(v, "__name__", None) or str(v)[:20])
 def test_unflatten_mistakes_get_their_hint(answer, phrase):
-    assert phrase in verdict_of(exercises.unflatten, answer)
+    assert phrase in wrong_verdict(exercises.unflatten, answer)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -278,7 +269,7 @@ def one_ratio_at_a_time(r):  # right numbers, but Python decides each one
     (one_ratio_at_a_time, "decides in Python"),
 ], ids=lambda v: getattr(v, "__name__", None) or str(v)[:20])
 def test_step_factor_mistakes_get_their_hint(answer, phrase):
-    assert phrase in verdict_of(exercises.step_factor, answer)
+    assert phrase in wrong_verdict(exercises.step_factor, answer)
 
 
 def test_step_factor_judge_returns_a_verdict_for_a_graph_break():

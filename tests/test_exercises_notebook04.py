@@ -4,30 +4,22 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import assert_exercises_numbered_and_reachable, assert_reference_is_correct, wrong_verdict
 
 import nodeutils
-from nodeutils.analysis import class_spread, solver_steps
-from nodeutils.exercises import Correct, NotYet, ____, exercises_of
+from nodeutils.exercises import NotYet, ____, exercises_of
 from nodeutils.exercises import notebook04 as exercises
+from nodeutils.probing import solver_steps
+from nodeutils.statistics import class_spread
 
 
 def test_every_exercise_is_reachable_by_its_name_and_numbered_in_order():
-    found = exercises_of(exercises)
-    assert [e.number for e in found] == [1, 2, 3]
-    assert all(getattr(exercises, e.name) is e for e in found)
-    assert len({e.title for e in found}) == len(found)
+    assert_exercises_numbered_and_reachable(exercises, [1, 2, 3])
 
 
 @pytest.mark.parametrize("exercise", exercises_of(exercises), ids=lambda e: e.name)
 def test_the_reference_solution_is_correct(exercise):
-    assert isinstance(exercise.judge(exercise.solution_answer()), Correct)
-    assert ": correct. " in exercise.verdict(exercise.solution_answer())
-
-
-def verdict(exercise, answer) -> str:
-    text = exercise.verdict(answer)
-    assert ": correct. " not in text
-    return text
+    assert_reference_is_correct(exercise)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -91,14 +83,14 @@ def test_spread_placeholder_is_unanswered():
     (spread_per_state, "one number"),
 ])
 def test_spread_mistakes_get_their_hint(answer, phrase):
-    assert phrase in verdict(exercises.spread, answer)
+    assert phrase in wrong_verdict(exercises.spread, answer)
 
 
 def test_spread_that_raises_is_reported_not_raised():
     def broken(states, labels):
         return states.norm(dim=5)
 
-    text = verdict(exercises.spread, broken)
+    text = wrong_verdict(exercises.spread, broken)
     assert "your code raised IndexError" in text
 
 
@@ -144,7 +136,7 @@ def rule(power=1 / 5, norm=lambda x: x.pow(2).mean().sqrt(), scaled=True, divide
     (lambda f, u0, rtol, atol: "0.5", "return the step length as a number"),
 ])
 def test_first_step_mistakes_get_their_hint(answer, phrase):
-    assert phrase in verdict(exercises.first_step, answer)
+    assert phrase in wrong_verdict(exercises.first_step, answer)
 
 
 def test_first_step_placeholder_is_unanswered():
@@ -188,7 +180,7 @@ def decoder_placeholder(weight, bias, A, b):
     (lambda w, c, A, b: (w, w @ b + c), "is the old one"),
 ])
 def test_decoder_mistakes_get_their_hint(answer, phrase):
-    assert phrase in verdict(exercises.decoder_of_start, answer)
+    assert phrase in wrong_verdict(exercises.decoder_of_start, answer)
 
 
 def test_decoder_placeholder_is_unanswered():

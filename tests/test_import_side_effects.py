@@ -43,12 +43,15 @@ def test_importing_nodeutils_writes_no_environment_variable_and_keeps_the_sigint
 
 
 def test_the_compile_cache_folder_is_chosen_per_cpu_capability_when_compiling(monkeypatch):
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
     from nodeutils import compilation
 
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", "default")
     compilation._separate_compile_cache_per_cpu_capability()
-    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == compilation._default_cache_dir() + "_default"
+    # torch.compile's own default folder, with the capability appended
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == default_cache_dir() + "_default"
 
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/tmp/chosen-by-the-user")  # a folder the user set is kept
     compilation._separate_compile_cache_per_cpu_capability()
@@ -57,22 +60,14 @@ def test_the_compile_cache_folder_is_chosen_per_cpu_capability_when_compiling(mo
 
 def test_explain_keeps_the_compile_cache_folder_per_cpu_capability(monkeypatch):
     import torch
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
 
     from nodeutils import compilation
 
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", "default")
     compilation.explain("a sum", lambda t: t.sum(), torch.ones(3))  # tracing loads Inductor, which sets the folder
-    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == compilation._default_cache_dir() + "_default"
-
-
-def test_the_default_compile_cache_folder_is_torch_compiles_own(monkeypatch):
-    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
-
-    from nodeutils import compilation
-
-    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
-    assert compilation._compile_cache_dir() == default_cache_dir()
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == default_cache_dir() + "_default"
 
 
 def test_every_exported_name_resolves_and_dir_lists_it():

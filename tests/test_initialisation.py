@@ -17,8 +17,9 @@ TUTORIAL_LAYERS = [("encoder", 784, 5 / 3), ("ode.model.0", 20, 5 / 3), ("ode.mo
 
 def test_lux_bounds_are_the_formula_of_lux_dense():
     # Lux 1.x: kaiming_uniform bound = sqrt(3) * gain / sqrt(fan_in); init_linear_bias bound = 1 / sqrt(fan_in).
-    assert lux_bounds(20, 5 / 3) == pytest.approx((math.sqrt(3) * (5 / 3) / math.sqrt(20), 1 / math.sqrt(20)))
-    assert lux_bounds(784, 1.0) == pytest.approx((math.sqrt(3 / 784), 1 / 28))
+    # Worked out by hand: 5/3 * sqrt(3/20) = 5/3 * 0.3872983 = 0.6454972 and 1/sqrt(20) = 0.2236068.
+    assert lux_bounds(20, 5 / 3) == pytest.approx((0.6454972, 0.2236068), rel=0, abs=1e-7)
+    assert lux_bounds(784, 1.0) == pytest.approx((math.sqrt(3) / 28, 1 / 28))  # sqrt(784) = 28
     assert LUX_GAINS[nn.Tanh] == pytest.approx(5 / 3)
 
 

@@ -15,14 +15,13 @@ import types
 from pathlib import Path
 
 import pytest
+from helpers import CONDA_NAMES, ROOT, requirements
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 import make_badges  # noqa: E402
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-CONDA_NAMES = {"torch": "pytorch-cpu"}  # conda-forge's CPU build of PyTorch
 DEV_ONLY = {"pytest", "nbval", "ruff"}
 
 
@@ -254,14 +253,6 @@ def test_colabs_preinstalled_versions_lie_in_our_ranges_so_pip_keeps_them():
 # --- Binder ---------------------------------------------------------------------------------------------------
 
 
-def _requirements(names: list[str]) -> dict[str, str]:
-    out = {}
-    for line in names:
-        name, spec = re.match(r"([A-Za-z0-9_.-]+)(.*)", line.split("#")[0].strip()).groups()
-        out[name.lower()] = spec.replace(" ", "")
-    return out
-
-
 def _binder_environment() -> tuple[dict[str, str], dict[str, str], list[str]]:
     """(conda packages, pip packages, channels) of binder/environment.yml: name -> version specifier."""
     conda, pip, channels, section = {}, {}, [], None
@@ -284,12 +275,12 @@ def _binder_environment() -> tuple[dict[str, str], dict[str, str], list[str]]:
 def test_binder_environment_holds_the_runtime_requirements_and_no_dev_tools():
     conda, pip, channels = _binder_environment()
     assert channels == ["conda-forge"]
-    for name, spec in _requirements(PROJECT["dependencies"]).items():
+    for name, spec in requirements(PROJECT["dependencies"]).items():
         conda_name = CONDA_NAMES.get(name, name)
         found = conda.get(conda_name, pip.get(name))
         assert found is not None, f"{name} is missing from binder/environment.yml"
         assert found == spec, f"{name}: pyproject says {spec!r}, binder/environment.yml {found!r}"
-    assert conda.get("jupyterlab") == _requirements(PROJECT["optional-dependencies"]["dev"])["jupyterlab"]
+    assert conda.get("jupyterlab") == requirements(PROJECT["optional-dependencies"]["dev"])["jupyterlab"]
     assert not DEV_ONLY & (set(conda) | set(pip)), "test tools make every Binder image bigger: leave them out"
     assert not [p for p in pip if p.startswith((".", "-e", "file:"))], "a local requirement defeats Binder's cache"
     python = conda["python"].lstrip("=")

@@ -1,5 +1,8 @@
+"""nodeutils.layers: the three Neural ODE layer styles, their state, and how they call their network."""
+
 import pytest
 import torch
+from helpers import CallCounter, assert_refused
 from torch import nn
 
 from nodeutils.errors import InputError
@@ -13,6 +16,7 @@ from nodeutils.layers import (
     make_ode_layer,
 )
 from nodeutils.models import ode_dynamics
+from nodeutils.sensitivity import InterpolatingAdjoint
 
 
 def _three_layers(**kwargs):
@@ -56,57 +60,77 @@ def test_compact_registers_modules_and_keeps_settings_as_attributes():
     assert [n for n, _ in layer.named_parameters()] == ["linear.weight", "linear.bias"]
     x = torch.randn(4, 3)
     assert torch.equal(layer(x), 2.0 * layer.linear(x))
-    with pytest.raises(InputError, match="needs a function"):
-        compact("not a function")
 
 
-class CountingTanh(nn.Module):
-    """A layer with state: counts how often it was called, in a buffer."""
-
-    def __init__(self):
-        super().__init__()
-        self.register_buffer("calls", torch.zeros((), dtype=torch.long))
-
-    def forward(self, x):
-        self.calls += 1
-        return torch.tanh(x)
-
-
+# ---------------------------------------------------------------------------------------------------------------
+# State that changes during a solve
+# ---------------------------------------------------------------------------------------------------------------
 def test_stateful_model_keeps_updated_state_outside_the_module():
-    model = nn.Sequential(nn.Linear(2, 2), CountingTanh())
+    model = nn.Sequential(nn.Linear(2, 2), nn.Tanh(), CallCounter())
     stateful = StatefulModel(model)
     stateful(torch.randn(1, 2))
     stateful(torch.randn(1, 2))
-    assert int(stateful.state["1.calls"]) == 2
-    assert int(model[1].calls) == 0  # the module's own buffer is untouched: the state lives outside
+    assert int(stateful.state["2.calls"]) == 2
+    assert int(model[2].calls) == 0  # the module's own buffer is untouched: the state lives outside
 
 
 def test_state_changed_inside_the_rhs_counts_every_function_evaluation():
     layers = {}
     for name in ("class", "stateful"):
-        inner = nn.Sequential(nn.Linear(20, 20), CountingTanh())
+        inner = nn.Sequential(nn.Linear(20, 20), nn.Tanh(), CallCounter())
         layers[name] = make_ode_layer(name, inner, sensealg="autograd")
         layers[name](torch.randn(2, 20))
     nfe = layers["class"].stats.nfe_forward
     assert nfe > 0
     # Class-based: functional_call writes the buffer update into the module, once per evaluation.
-    assert int(layers["class"].model[1].calls) == nfe
+    assert int(layers["class"].model[2].calls) == nfe
     # Stateful: the updated state is returned in layer.state; the module's buffer stays at zero.
-    assert int(layers["stateful"].state["1.calls"]) == nfe
-    assert int(layers["stateful"].model[1].calls) == 0
+    assert int(layers["stateful"].state["2.calls"]) == nfe
+    assert int(layers["stateful"].model[2].calls) == 0
 
 
-def test_unknown_layer_name_lists_the_choices():
-    with pytest.raises(InputError, match="unknown layer 'lux'.*class, compact, stateful"):
-        make_ode_layer("lux", ode_dynamics())
+def test_adjoint_backward_evaluations_reach_module_state_but_not_explicit_state():
+    counts = {}
+    for style in ("class", "stateful"):
+        torch.manual_seed(0)
+        network = nn.Sequential(nn.Linear(20, 20), nn.BatchNorm1d(20), nn.Tanh(), CallCounter())
+        layer = make_ode_layer(style, network, sensealg=InterpolatingAdjoint())
+        layer(torch.randn(16, 20))[-1].pow(2).sum().backward()
+        state_calls = layer.state.get("3.calls") if style == "stateful" else None
+        counts[style] = (layer.stats.nfe_forward, layer.stats.nfe_backward, int(network[3].calls),
+                         int(network[1].num_batches_tracked), state_calls)
+    nfe_f, nfe_b, calls, bn, _ = counts["class"]
+    assert calls == bn == nfe_f + nfe_b  # every evaluation, forward and backward, moved the module's buffers
+    nfe_f, _, calls, bn, state_calls = counts["stateful"]
+    assert calls == bn == 0 and int(state_calls) == nfe_f  # explicit state: the forward solve's evaluations only
 
 
-def test_layer_checks_its_settings():
-    with pytest.raises(InputError, match="unknown solver"):
-        NeuralODE(ode_dynamics(), solver="rk45")
-    with pytest.raises(InputError, match="strictly increasing"):
-        NeuralODE(ode_dynamics(), tspan=(1.0, 1.0))
-    with pytest.raises(InputError, match="rtol"):
-        NeuralODE(ode_dynamics(), rtol=-1.0)
-    with pytest.raises(InputError, match="unknown sensitivity algorithm"):
-        NeuralODE(ode_dynamics(), sensealg="forwarddiff")
+# ---------------------------------------------------------------------------------------------------------------
+# Bad inputs: refused with the argument and the fix
+# ---------------------------------------------------------------------------------------------------------------
+NOT_A_MODULE = ("model must be", "torch.nn.Module", "nn.Sequential(")
+
+BAD_INPUTS = [
+    pytest.param(lambda: NeuralODE(None), InputError, NOT_A_MODULE, id="NeuralODE(None)"),
+    pytest.param(lambda: NeuralODECompact(None), InputError, NOT_A_MODULE, id="NeuralODECompact(None)"),
+    pytest.param(lambda: StatefulNeuralODE(None), InputError, NOT_A_MODULE, id="StatefulNeuralODE(None)"),
+    pytest.param(lambda: StatefulModel(None), InputError, NOT_A_MODULE, id="StatefulModel(None)"),
+    pytest.param(lambda: NeuralODE(torch.tanh), InputError, NOT_A_MODULE, id="NeuralODE(a function)"),
+    pytest.param(lambda: NeuralODE(nn.Linear), InputError, NOT_A_MODULE, id="NeuralODE(a class)"),
+    pytest.param(lambda: compact("not a function"), InputError,
+                 ("fn must be a function fn(layer, x)", "got 'not a function'"), id="compact of a string"),
+    pytest.param(lambda: make_ode_layer("lux", ode_dynamics()), InputError,
+                 ("unknown layer 'lux'", "class, compact, stateful"), id="unknown layer name"),
+    pytest.param(lambda: NeuralODE(ode_dynamics(), solver="rk45"), InputError, ("unknown solver",),
+                 id="unknown solver"),
+    pytest.param(lambda: NeuralODE(ode_dynamics(), tspan=(1.0, 1.0)), InputError, ("strictly increasing",),
+                 id="empty time span"),
+    pytest.param(lambda: NeuralODE(ode_dynamics(), rtol=-1.0), InputError, ("rtol",), id="negative rtol"),
+    pytest.param(lambda: NeuralODE(ode_dynamics(), sensealg="forwarddiff"), InputError,
+                 ("unknown sensitivity algorithm",), id="unknown sensitivity algorithm"),
+]
+
+
+@pytest.mark.parametrize("call, error, fragments", BAD_INPUTS)
+def test_bad_input_is_refused_with_the_argument_and_the_fix(call, error, fragments):
+    assert_refused(call, error, fragments)

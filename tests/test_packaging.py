@@ -5,18 +5,13 @@ import tomllib
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-CONDA_NAMES = {"torch": "pytorch-cpu"}  # conda-forge's CPU build of PyTorch
+from helpers import CONDA_NAMES, ROOT, load_script, requirements
 
 
 def _requirements() -> dict[str, str]:
+    """Every runtime and dev requirement of pyproject.toml: name -> version specifier."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    out = {}
-    for line in project["dependencies"] + project["optional-dependencies"]["dev"]:
-        name, spec = re.match(r"([A-Za-z0-9_.-]+)(.*)", line).groups()
-        out[name.lower()] = spec.replace(" ", "")
-    return out
+    return requirements(project["dependencies"] + project["optional-dependencies"]["dev"])
 
 
 def _conda_entries() -> dict[str, str]:
@@ -32,12 +27,7 @@ def _conda_entries() -> dict[str, str]:
 
 
 def _conda_envs():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("conda_envs_script", ROOT / "scripts" / "conda_envs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("conda_envs")
 
 
 def test_conda_files_are_written_from_pyproject():
@@ -95,12 +85,7 @@ def test_embedded_data_ships_with_the_package():
 
 
 def _matrix_env():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("matrix_env_script", ROOT / "scripts" / "matrix_env.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("matrix_env")
 
 
 def test_floor_row_installs_each_lower_bound_that_pyproject_and_the_environment_files_state():

@@ -8,21 +8,26 @@ function under test.
 
 import copy
 import dataclasses
+import sys
 from types import SimpleNamespace
 
 import pytest
 import torch
 import torchdiffeq
+from helpers import ROOT
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from nodeutils import training
-from nodeutils.analysis import PCA, confusion_matrix, evaluate_at_tolerance, hidden_trajectories, tolerance_grid
-from nodeutils.benchmarking import cost_table, horizon_sweep, linear_ode_gradient_errors
 from nodeutils.data import load_arrays, load_mnist
 from nodeutils.models import create_model
+from nodeutils.probing import confusion_matrix, evaluate_at_tolerance, hidden_trajectories, tolerance_grid
 from nodeutils.sensitivity import AutogradAdjoint, GaussAdjoint, SensitivityAlgorithm, SolveStats
+from nodeutils.statistics import PCA
 from nodeutils.training import accuracy, train
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import sensitivity as sensitivity_benchmark  # noqa: E402
 
 
 # ----------------------------------------------------------------------------------------------
@@ -256,32 +261,22 @@ def test_trajectories_follow_the_ode_between_start_and_end(untrained_trajectorie
 # Notebook 03's tables: gradient differences, evaluation counts, memory
 # ----------------------------------------------------------------------------------------------
 class ScaledExact(SensitivityAlgorithm):
-    """A stand-in algorithm with a known error: the exact (or a reference) solution times ``scale``.
+    """A stand-in algorithm with a known error: the horizon sweep's own reference solution times ``scale``.
 
     Scaling the solution by 1 + d scales every gradient of a linear loss by 1 + d, so the relative
     gradient error a table reports must be |d|.
     """
 
-    def __init__(self, scale: float = 1.0, linear: bool = True) -> None:
-        self.scale, self.linear = scale, linear
+    def __init__(self, scale: float = 1.0) -> None:
+        self.scale = scale
 
     def solve(self, problem, y0, t):
-        if self.linear:  # du/dt = A u: u(t) = exp(A (t - t0)) u0, differentiable in A and u0
-            (a,) = problem.leaves
-            return self.scale * torch.stack([y0 @ torch.linalg.matrix_exp(a * (s - t[0])).T for s in t])
         tight = dataclasses.replace(problem, rtol=1e-10, atol=1e-10)  # the sweep's own reference accuracy
         return self.scale * AutogradAdjoint().solve(tight, y0, t)
 
 
-def test_linear_ode_table_reports_the_known_gradient_error():
-    errors = linear_ode_gradient_errors({"exact": ScaledExact(), "1% off": ScaledExact(1.01)}, [1e-3, 1e-9])
-    # Measured: 3e-16 for the exact gradient; 0.01 to 4e-15 for the scaled one.
-    assert max(errors["exact"]) < 3e-15
-    assert errors["1% off"] == pytest.approx([0.01, 0.01], rel=0, abs=4e-14)
-
-
 def test_horizon_sweep_reports_the_known_gradient_error():
-    rows = horizon_sweep({"reference": ScaledExact(linear=False), "2% off": ScaledExact(0.98, linear=False)}, [1.0])
+    rows = sensitivity_benchmark.horizon_sweep({"reference": ScaledExact(), "2% off": ScaledExact(0.98)}, [1.0])
     by = {r.name: r for r in rows}
     assert by["reference"].grad_error == 0.0  # the very computation of the sweep's own reference
     assert by["2% off"].grad_error == pytest.approx(0.02, rel=0, abs=1e-15)  # measured 2e-17
@@ -292,7 +287,7 @@ def test_cost_table_counts_memory_and_gradient_differences():
     y = torch.arange(8)
     algorithms = {"discrete": AutogradAdjoint(), "gauss": GaussAdjoint(),
                   "gauss (checkpointed)": GaussAdjoint(checkpointing=True)}
-    rows = {r.name: r for r in cost_table(algorithms, x, y, repeats=1)}
+    rows = {r.name: r for r in sensitivity_benchmark.cost_table(algorithms, x, y, repeats=1)}
     gradients, stats = {}, {}
     for name, alg in algorithms.items():  # the same training step, measured here
         model = create_model(sensealg=alg)

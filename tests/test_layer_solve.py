@@ -1,11 +1,31 @@
+"""nodeutils.layer_solve: how a layer runs its solve: the dtype, the parameters handed to the solver, and the
+network bound to them (which tensors each call of the network sees)."""
+
 import pytest
 import torch
+from helpers import count_network_calls, right_hand_side, solver_parameters
 
 from nodeutils import create_model
-from nodeutils.inspection import count_network_calls, parameters_for_solver, right_hand_side
+from nodeutils.layers import NeuralODE, NeuralODECompact, StatefulNeuralODE
 from nodeutils.sensitivity import AutogradAdjoint, InterpolatingAdjoint
 
 X = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("style", [NeuralODE, NeuralODECompact, StatefulNeuralODE], ids=lambda c: c.__name__)
+def test_layer_solves_in_its_networks_dtype_and_returns_the_inputs(style):
+    torch.manual_seed(0)
+    network = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Tanh())
+    layer = style(network)
+    x32 = torch.rand(2, 3)
+    out32 = layer(x32)
+    assert out32.dtype == torch.float32 and out32.shape == (2, 2, 3)
+    out = layer(x32.double())  # a float32 network solves in float32, whatever the input's dtype
+    assert out.dtype == torch.float64 and torch.equal(out, out32.double())
+    network.double()  # a float64 network solves in float64 and hands back the float32 input's dtype
+    out64 = layer(x32)
+    assert out64.dtype == torch.float32
+    assert torch.equal(out64, layer(x32.double()).float())
 
 
 @pytest.mark.parametrize("structured", [False, True])
@@ -33,21 +53,13 @@ def test_discrete_backprop_makes_no_backward_calls():
     assert calls.forward_slots == model.ode.stats.nfe_forward > 0
 
 
-def test_count_network_calls_needs_a_submodule():
-    model = create_model()
-    with pytest.raises(ValueError, match="submodule"):
-        count_network_calls(model, torch.nn.Linear(2, 2), X)
-
-
-def test_parameters_for_solver_and_right_hand_side():
+def test_solver_parameters_and_the_bound_network():
     flat, structured = create_model(structured_params=False), create_model(structured_params=True)
-    assert parameters_for_solver(flat).shape == (540,)
-    assert {k: tuple(v.shape) for k, v in parameters_for_solver(structured.ode).items()}["0.weight"] == (10, 20)
+    assert solver_parameters(flat).shape == (540,)
+    assert {k: tuple(v.shape) for k, v in solver_parameters(structured.ode).items()}["0.weight"] == (10, 20)
     u = torch.randn(5, 20, dtype=torch.float64)  # the state in the dtype of create_model's ODE network
     for style in ("class", "compact", "stateful"):
         for model in (create_model(style), create_model(style, structured_params=True)):
             before = [id(p) for p in model.ode.model.parameters()]
             assert torch.equal(right_hand_side(model)(u), model.ode.model(u))
             assert [id(p) for p in model.ode.model.parameters()] == before  # the module keeps its own parameters
-    with pytest.raises(ValueError, match="Neural ODE layer"):
-        parameters_for_solver(torch.nn.Linear(2, 2))

@@ -1,73 +1,26 @@
-"""Plots and widget explorers, driven headlessly: set a control, check the data behind the figure."""
+"""nodeutils.widgets: the explorers, driven headlessly: set a control, check the data behind the figure."""
 
-import matplotlib
+import base64
+import re
 
-matplotlib.use("Agg")
+import pytest
+import torch
+from helpers import assert_refused
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+from nodeutils import widgets
+from nodeutils.errors import InputError
+from nodeutils.probing import Trajectories
 
-from nodeutils import widgets  # noqa: E402
-from nodeutils.analysis import (  # noqa: E402
-    PCA,
-    confusion_matrix,
-    evaluate_at_tolerance,
-    hidden_trajectories,
-    predict,
-)
-from nodeutils.errors import InputError  # noqa: E402
-from nodeutils.plots import plot_confusion, plot_training, show_digits  # noqa: E402
-from nodeutils.training import train  # noqa: E402
+pytestmark = pytest.mark.usefixtures("close_figures")
 
 
 @pytest.fixture(scope="module")
-def trained(small_loaders):
-    history = train(epochs=2, loaders=small_loaders, progress=False, log=None)
-    images, truth, predicted = predict(history.model, small_loaders[1])
-    return history, images, truth, predicted, hidden_trajectories(history.model, images, truth, n_times=6)
-
-
-def _labelled(fig):
-    return all(ax.get_title() and ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes if ax.axison)
-
-
-def test_digit_grid_marks_mistakes_in_red():
-    images = torch.zeros(3, 1, 28, 28)
-    fig = show_digits(images, [1, 2, 3], [1, 5, 3], title="grid")
-    titles = [ax.get_title() for ax in fig.axes[:3]]
-    assert titles == ["true 1 / pred 1", "true 2 / pred 5", "true 3 / pred 3"]
-    assert fig.axes[1].title.get_color() != fig.axes[0].title.get_color()
-    assert fig._suptitle.get_text() == "grid"
-
-
-def test_training_curves_show_the_history(trained):
-    history = trained[0]
-    fig = plot_training(history)
-    loss_ax, acc_ax, nfe_ax = fig.axes
-    assert list(loss_ax.lines[0].get_ydata()) == history.loss
-    assert list(acc_ax.lines[1].get_ydata()) == history.test_accuracy
-    assert list(nfe_ax.lines[0].get_ydata()) == history.nfe_forward
-    assert _labelled(fig)
-
-
-def test_trajectories_start_at_the_encoding_and_predict_like_the_model(trained):
-    _, images, truth, predicted, traj = trained
-    assert traj.states.shape == (6, len(truth), 20)
-    model = trained[0].model
-    with torch.no_grad():  # the encoder written out: flatten, Linear(784, 20), tanh
-        encoding = torch.tanh(model.encoder(images.reshape(len(images), -1)))
-    assert torch.equal(traj.states[0], encoding)
-    assert torch.equal(traj.predictions, predicted)
-    assert float(traj.times[0]) == 0.0 and float(traj.times[-1]) == 1.0
-    with pytest.raises(InputError, match="n_times"):
-        hidden_trajectories(trained[0].model, images, truth, n_times=1)
-
-
-def test_pca_projects_onto_orthonormal_directions():
-    points = torch.randn(50, 5, dtype=torch.float64) * torch.tensor([5.0, 1, 1, 1, 0.1], dtype=torch.float64)
-    pca = PCA(points)
-    assert torch.allclose(pca.components @ pca.components.T, torch.eye(2, dtype=torch.float64), atol=1e-12)
-    assert pca.explained[0] > pca.explained[1] > 0 and pca(points).shape == (50, 2)
+def trajectories():
+    """Random trajectories of 12 images at 4 times, every prediction one class off."""
+    g = torch.Generator().manual_seed(3)
+    labels = torch.arange(12) % 10
+    return Trajectories(torch.linspace(0, 1, 4, dtype=torch.float64), torch.randn(4, 12, 20, generator=g), labels,
+                        (labels + 1) % 10)
 
 
 def test_trajectory_slider_moves_every_point(trained):
@@ -82,9 +35,6 @@ def test_trajectory_slider_moves_every_point(trained):
 
 
 def test_trajectory_animation_has_one_distinct_frame_per_time_step(trained):
-    import base64
-    import re
-
     explorer = widgets.TrajectoryExplorer(trained[4])
     html = explorer.animation_html(dpi=30)
     frames = re.findall(r'frames\[(\d+)\] = "data:image/jpeg;base64,([^"]+)"', html)
@@ -121,13 +71,6 @@ def test_tolerance_explorer_caches_each_tolerance(trained, small_loaders):
     assert explorer.cache[1e-6].nfe_per_batch > explorer.cache[1e-3].nfe_per_batch
 
 
-def test_tighter_tolerance_needs_more_evaluations(trained, small_loaders):
-    loose = evaluate_at_tolerance(trained[0].model, small_loaders[1], 1e-1)
-    tight = evaluate_at_tolerance(trained[0].model, small_loaders[1], 1e-6)
-    assert tight.nfe_per_batch > loose.nfe_per_batch
-    assert trained[0].model.ode.settings.rtol == 1e-3  # restored afterwards
-
-
 def test_mistake_explorer_selects_matching_images(trained):
     _, images, truth, predicted, traj = trained
     explorer = widgets.MistakeExplorer(images, traj)
@@ -141,14 +84,9 @@ def test_mistake_explorer_selects_matching_images(trained):
     assert len(explorer.selected) == 0 or (truth[explorer.selected] == 0).all()
 
 
-def test_confusion_matrix_counts_pairs():
-    truth, predicted = torch.tensor([0, 0, 1, 2, 2]), torch.tensor([0, 1, 1, 2, 0])
-    matrix = confusion_matrix(truth, predicted)
-    assert matrix[0, 0] == 1 and matrix[0, 1] == 1 and matrix[2, 0] == 1 and matrix.sum() == 5
-    fig = plot_confusion(matrix)
-    assert fig.axes[0].get_xlabel() == "predicted digit" and fig.axes[0].get_ylabel() == "true digit"
-
-
+# ---------------------------------------------------------------------------------------------------------------
+# show(): a widget where a front end draws it, a static figure elsewhere
+# ---------------------------------------------------------------------------------------------------------------
 def test_show_falls_back_to_a_static_figure(trained, monkeypatch):
     shown = []
     explorer = widgets.TrajectoryExplorer(trained[4])
@@ -159,3 +97,45 @@ def test_show_falls_back_to_a_static_figure(trained, monkeypatch):
     monkeypatch.setenv("NODEUTILS_STATIC_VIEWS", "0")
     widgets.show(explorer)
     assert shown[0] == "static figure" and shown[-1].__class__.__name__ == "VBox"
+
+
+def test_show_without_a_widget_front_end_draws_the_static_figure(trajectories, monkeypatch):
+    shown = []
+    monkeypatch.delenv("NODEUTILS_STATIC_VIEWS", raising=False)
+    monkeypatch.setattr(widgets, "display", lambda obj: shown.append("widget"))
+    monkeypatch.setattr(widgets.plt, "show", lambda: shown.append("static figure"))
+    widgets.show(widgets.TrajectoryExplorer(trajectories))  # pytest is a plain Python process: no front end
+    assert shown == ["static figure"]
+
+
+def test_show_environment_variable_zero_forces_the_widget(trajectories, monkeypatch):
+    shown = []
+    monkeypatch.setenv("NODEUTILS_STATIC_VIEWS", "0")
+    monkeypatch.setattr(widgets, "display", lambda obj: shown.append(type(obj).__name__))
+    widgets.show(widgets.TrajectoryExplorer(trajectories))
+    assert shown[-1] == "VBox"  # (the figure before it is drawn into the widget's Output area)
+
+
+def _show_with_static_views(fx, value):
+    fx.monkeypatch.setenv("NODEUTILS_STATIC_VIEWS", value)
+    return widgets.show(widgets.TrajectoryExplorer(fx.trajectories))
+
+
+BAD_INPUTS = [
+    pytest.param(lambda fx: _show_with_static_views(fx, "maybe"), InputError,
+                 ("NODEUTILS_STATIC_VIEWS='maybe' is not understood", "1 (static figures)"),
+                 id="show with an unknown environment value"),
+    pytest.param(lambda: widgets.show(42), InputError, ("show() takes a TrajectoryExplorer", "plt.show()"),
+                 id="show of something else"),
+    pytest.param(lambda fx: widgets.TrajectoryExplorer(fx.trajectories, digits=[3, 11]), InputError,
+                 ("each digit must be an integer from 0 to 9", "11"), id="digit out of range"),
+    pytest.param(lambda fx: widgets.ToleranceExplorer(fx.model, fx.tiny_loaders[1], tolerances=[]), InputError,
+                 ("tolerances must be a non-empty list",), id="empty tolerance list"),
+    pytest.param(lambda fx: widgets.MistakeExplorer(torch.rand(12, 1, 28, 28), fx.trajectories, max_images=0),
+                 InputError, ("max_images must be a positive integer",), id="zero images"),
+]
+
+
+@pytest.mark.parametrize("call, error, fragments", BAD_INPUTS)
+def test_bad_input_is_refused_with_the_argument_and_the_fix(call, error, fragments, fx):
+    assert_refused(call, error, fragments, fx)
