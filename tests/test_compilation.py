@@ -9,6 +9,7 @@ import torch
 
 from nodeutils import create_model
 from nodeutils.compilation import ExplainRow, break_category, explain, quiet_compiler
+from nodeutils.errors import InputError
 from nodeutils.sensitivity import AutogradAdjoint
 
 
@@ -56,3 +57,10 @@ def test_quiet_compiler_silences_the_compiler_s_loggers_and_warnings_and_restore
             warnings.warn("from the compiler", UserWarning, stacklevel=1)
         assert caught == []
     assert logger.level == before
+
+
+@pytest.mark.parametrize("name, fn, fragment", [("row", 3, "fn must be the function to trace"),
+                                                (3, lambda: None, "name must be a string")])
+def test_explain_refuses_what_it_cannot_trace(name, fn, fragment):
+    with pytest.raises(InputError, match=fragment):
+        explain(name, fn)

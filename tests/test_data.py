@@ -191,6 +191,8 @@ def _folder_that_is_a_file(fx):
 
 
 BAD_INPUTS = [
+    pytest.param(lambda: load_arrays(path=3), InputError, ("path must be the path of an .npz file",),
+                 id="load_arrays path of another type"),
     pytest.param(lambda: load_mnist(train_split=1.5), InputError, ("train_split",), id="train_split 1.5"),
     pytest.param(lambda: load_mnist(subset=6000), InputError, ("more images than",), id="subset 6000"),
     pytest.param(lambda: load_mnist(source="kaggle"), InputError, ("unknown MNIST source",), id="unknown source"),

@@ -92,6 +92,8 @@ def test_device_names_normalised(model):
 
 
 BAD_INPUTS = [
+    pytest.param(lambda: env.versioninfo(file="out.txt"), InputError,
+                 ("file must be an open text file", "'out.txt'"), id="versioninfo to a file name"),
     pytest.param(lambda: pick_device(torch.device("meta")), InputError, ("unknown device", "meta"), id="meta"),
     pytest.param(lambda: pick_device("cpu:3"), InputError, ("one CPU",), id="cpu:3"),
     pytest.param(lambda: pick_device(torch.device("cpu", 2)), InputError, ("one CPU",), id="torch.device(cpu, 2)"),

@@ -1,5 +1,6 @@
 """nodeutils.layers: the three Neural ODE layer styles, their state, and how they call their network."""
 
+import numpy as np
 import pytest
 import torch
 from helpers import CallCounter, assert_refused
@@ -111,6 +112,24 @@ def test_adjoint_backward_evaluations_reach_module_state_but_not_explicit_state(
 NOT_A_MODULE = ("model must be", "torch.nn.Module", "nn.Sequential(")
 
 BAD_INPUTS = [
+    pytest.param(lambda: NeuralODE(nn.Linear(20, 20))(torch.ones(2, 20, dtype=torch.long)), InputError,
+                 ("the input of the ODE layer must be a floating-point tensor", ".float()"), id="integer input"),
+    pytest.param(lambda: NeuralODECompact(nn.Linear(20, 20))(np.zeros((2, 20), np.float32)), InputError,
+                 ("the input of the ODE layer must be a tensor", "torch.as_tensor"), id="NumPy input"),
+    pytest.param(lambda: StatefulNeuralODE(nn.Linear(20, 20))([1.0] * 20), InputError,
+                 ("the input of the ODE layer must be a tensor",), id="list input to the stateful layer"),
+    pytest.param(lambda: StatefulModel(nn.Linear(20, 20))(torch.ones(2, 20), {"wieght": torch.zeros(20, 20)}),
+                 InputError, ("'wieght'", "bias, weight"), id="misspelt parameter name"),
+    pytest.param(lambda: StatefulModel(nn.Linear(2, 2), params=[torch.zeros(2, 2)]), InputError,
+                 ("params must be a dict",), id="params as a list"),
+    pytest.param(lambda: StatefulModel(nn.Linear(2, 2), state=[1]), InputError,
+                 ("state must be a dict of the model's buffers", "it has none"), id="state as a list"),
+    pytest.param(lambda: compact(lambda x: x, model=nn.Linear(2, 2)), InputError,
+                 ("fn must be a function fn(layer, x)", "cannot be called with 2 arguments"), id="fn of one argument"),
+    pytest.param(lambda: last_state(torch.tensor(1.0)), InputError,
+                 ("last_state needs the states at the saved times",), id="last_state of a scalar"),
+    pytest.param(lambda: make_ode_layer("class", ode_dynamics(), foo=1), InputError,
+                 ("make_ode_layer does not take foo", "solver, tspan"), id="unknown layer setting"),
     pytest.param(lambda: NeuralODE(None), InputError, NOT_A_MODULE, id="NeuralODE(None)"),
     pytest.param(lambda: NeuralODECompact(None), InputError, NOT_A_MODULE, id="NeuralODECompact(None)"),
     pytest.param(lambda: StatefulNeuralODE(None), InputError, NOT_A_MODULE, id="StatefulNeuralODE(None)"),

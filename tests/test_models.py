@@ -5,7 +5,7 @@ import torch
 from helpers import assert_refused, jacobian_structure
 
 from nodeutils.errors import InputError
-from nodeutils.models import create_model
+from nodeutils.models import create_model, ode_stats
 
 IMAGES = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(1))
 
@@ -75,6 +75,8 @@ def test_model_range_check_can_be_switched_off_for_normalised_images():
 # Bad inputs: refused with the argument and the fix
 # ---------------------------------------------------------------------------------------------------------------
 BAD_INPUTS = [
+    pytest.param(lambda: ode_stats(torch.nn.Linear(2, 2)), InputError, ("expected a model built by create_model",),
+                 id="ode_stats of another module"),
     # the forward pass
     pytest.param(lambda: create_model()(torch.rand(1, 28, 28)), InputError, ("got (1, 28, 28)",), id="one image"),
     pytest.param(lambda: create_model()(torch.rand(28, 28)), InputError, ("expected images shaped (N, 1, 28, 28)",),

@@ -6,7 +6,7 @@ import torch
 from helpers import assert_refused
 
 from nodeutils.errors import InputError
-from nodeutils.plots import plot_confusion, plot_training, plot_trajectories, show_digits
+from nodeutils.plots import plot_confusion, plot_tolerance, plot_training, plot_trajectories, show_digits
 from nodeutils.probing import confusion_matrix
 
 pytestmark = pytest.mark.usefixtures("close_figures")
@@ -64,6 +64,18 @@ def test_confusion_plot_names_its_axes():
 
 
 BAD_INPUTS = [
+    pytest.param(lambda: plot_trajectories(torch.zeros(3, 2, 2), [10, 1], [0.0, 0.5, 1.0]), InputError,
+                 ("labels must hold digits 0 to 9", "got 10"), id="label 10"),
+    pytest.param(lambda: plot_trajectories(torch.zeros(3, 2, 2), [-1, 1], [0.0, 0.5, 1.0]), InputError,
+                 ("labels must hold digits 0 to 9", "got -1"), id="label -1"),
+    pytest.param(lambda: plot_trajectories(torch.zeros(3, 2, 2), [0, 1], [0.0, 0.5, 1.0], explained=[0.5]),
+                 InputError, ("explained must be the two components'",), id="one explained fraction"),
+    pytest.param(lambda: plot_trajectories(torch.zeros(3, 2, 2), [0, 1], 3), InputError,
+                 ("times must be one time per row of paths",), id="times as a number"),
+    pytest.param(lambda: plot_confusion(torch.zeros(10)), InputError, ("square table of counts",),
+                 id="confusion of a vector"),
+    pytest.param(lambda: plot_tolerance([1e-3]), InputError, ("non-empty list of ToleranceResult",),
+                 id="tolerance plot of numbers"),
     pytest.param(lambda: show_digits(IMAGES, [1, 2]), InputError, ("labels", "got 2 for 4 images", "images[:2]"),
                  id="fewer labels than images"),
     pytest.param(lambda: show_digits(IMAGES, [1, 2, 3, 4, 5]), InputError, ("labels", "labels[:4]"),
@@ -102,3 +114,8 @@ BAD_INPUTS = [
 @pytest.mark.parametrize("call, error, fragments", BAD_INPUTS)
 def test_bad_input_is_refused_with_the_argument_and_the_fix(call, error, fragments):
     assert_refused(call, error, fragments)
+
+
+def test_confusion_plot_ticks_follow_the_matrix_size():
+    fig = plot_confusion(torch.eye(3, dtype=torch.long))
+    assert list(fig.axes[0].get_xticks()) == [0, 1, 2] and list(fig.axes[0].get_yticks()) == [0, 1, 2]

@@ -127,6 +127,12 @@ def _empty_loader():
 
 
 BAD_INPUTS = [
+    pytest.param(lambda fx: decoder_margin(fx.model, torch.zeros(5, 4, 20)), InputError,
+                 ("states must be a 2-D tensor",), id="decoder_margin of a trajectory"),
+    pytest.param(lambda fx: decoder_scores(fx.model, torch.zeros(3, 19)), InputError,
+                 ("shaped (..., 20)",), id="decoder_scores of 19 features"),
+    pytest.param(lambda fx: decoder_scores(fx.model, [[0.0] * 20]), InputError,
+                 ("shaped (..., 20)",), id="decoder_scores of a list"),
     pytest.param(lambda fx: hidden_trajectories(fx.model, IMAGES, torch.arange(3), n_times=2.5), InputError,
                  ("n_times must be an integer",), id="hidden_trajectories fractional n_times"),
     pytest.param(lambda: hidden_trajectories(torch.nn.Linear(784, 10), IMAGES, torch.arange(3)), InputError,
@@ -148,3 +154,18 @@ BAD_INPUTS = [
 @pytest.mark.parametrize("call, error, fragments", BAD_INPUTS)
 def test_bad_input_is_refused_with_the_argument_and_the_fix(call, error, fragments, fx):
     assert_refused(call, error, fragments, fx)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_probing_gives_the_model_back_in_its_mode(model, training):
+    images = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    model.train(training)
+    hidden_trajectories(model, images, torch.arange(4), n_times=3)
+    solver_steps(model, images)
+    assert model.training is training
+
+
+def test_confusion_matrix_counts_small_integer_labels_without_wrapping():
+    labels = torch.tensor([16, 16, 3], dtype=torch.uint8)  # 16 * 17 + 16 does not fit in uint8
+    matrix = confusion_matrix(labels, labels, classes=17)
+    assert matrix[16, 16] == 2 and matrix[3, 3] == 1 and int(matrix.sum()) == 3

@@ -390,6 +390,10 @@ def _backward_of(sensealg):
 
 
 BAD_INPUTS = [
+    pytest.param(lambda: relative_error(torch.ones(3), torch.ones(3, 1)), InputError,
+                 ("same shape", "(3,) and (3, 1)"), id="relative_error would broadcast"),
+    pytest.param(lambda: gauss_legendre(0), InputError, ("n must be a positive integer",), id="no Gauss nodes"),
+    pytest.param(lambda: gauss_legendre(2.5), InputError, ("n must be an integer",), id="fractional Gauss nodes"),
     # odeint
     pytest.param(lambda: odeint(decay, Y0, SPAN, method="euler"), InputError,
                  ("method='euler' takes fixed steps", "options={'step_size'", "'tsit5'"), id="euler without step_size"),

@@ -189,3 +189,11 @@ if __name__ == "__main__":  # print the golden dictionary for the current code
     for key in GOLDEN_FORWARD:
         print(f"    {key!r}: {forward_counts(*key)!r},")
     print("}")
+
+
+def test_dense_output_is_read_at_one_time_at_a_time():
+    _, dense = integrate(oscillator, torch.tensor([1.0, 0.0], dtype=torch.float64),
+                         torch.tensor([0.0, 1.0], dtype=torch.float64), rtol=1e-6, atol=1e-6, dense=True)
+    assert torch.equal(dense(torch.tensor(0.5, dtype=torch.float64)), dense(0.5))
+    with pytest.raises(InputError, match="one time at a time"):
+        dense(torch.tensor([0.1, 0.2]))

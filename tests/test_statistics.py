@@ -113,6 +113,16 @@ def test_linear_readout_separates_separable_classes():
 READOUT_STATES, READOUT_LABELS = torch.zeros(6, 2), torch.tensor([0, 1, 2, 0, 1, 2])
 
 BAD_INPUTS = [
+    pytest.param(lambda: class_spread(torch.zeros(4, 3), torch.tensor([0, 0, 1, 1])), InputError,
+                 ("all the same point",), id="class_spread of identical states"),
+    pytest.param(lambda: class_distances(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long)), InputError,
+                 ("has no rows",), id="class_distances of no states"),
+    pytest.param(lambda: fit_linear_readout(torch.full((30, 3), float("nan")), torch.arange(30) % 3), InputError,
+                 ("states contains NaN or infinite values",), id="readout of NaN states"),
+    pytest.param(lambda: affine_fit_r2(torch.full((30, 3), float("nan")), torch.zeros(30, 3)), InputError,
+                 ("inputs contains NaN or infinite values",), id="affine fit of NaN inputs"),
+    pytest.param(lambda: fit_linear_readout(torch.randn(30, 3), torch.arange(30) % 3)(torch.zeros(2, 4)),
+                 InputError, ("must have 3 columns",), id="readout applied to other columns"),
     pytest.param(lambda: PCA(torch.tensor([[1.0, float("nan")], [2.0, 3.0], [4.0, 5.0]])), InputError,
                  ("NaN", "1 of 3 points", "torch.isfinite"), id="PCA of points with NaN"),
     pytest.param(lambda: PCA(torch.tensor([[1.0, float("inf")], [2.0, 3.0]])), InputError, ("infinite",),

@@ -122,6 +122,9 @@ def _show_with_static_views(fx, value):
 
 
 BAD_INPUTS = [
+    pytest.param(lambda fx: widgets.MistakeExplorer(torch.rand(12, 1, 28, 28), fx.trajectories).static_figure(
+        torch.tensor([50])), InputError, ("indices must be a 1-D tensor of image numbers from 0 to 11",),
+        id="mistake figure of an image out of range"),
     pytest.param(lambda fx: _show_with_static_views(fx, "maybe"), InputError,
                  ("NODEUTILS_STATIC_VIEWS='maybe' is not understood", "1 (static figures)"),
                  id="show with an unknown environment value"),
