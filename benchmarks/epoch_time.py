@@ -27,7 +27,7 @@ from torch import nn
 
 import nodeutils  # noqa: F401  (registers method="tsit5" with torchdiffeq)
 from nodeutils.data import load_mnist
-from nodeutils.measure import time_interleaved
+from nodeutils.measure import ratio, time_interleaved
 from nodeutils.models import create_model, ode_dynamics
 from nodeutils.sensitivity import AutogradAdjoint, InterpolatingAdjoint
 from nodeutils.training import logitcrossentropy
@@ -97,11 +97,6 @@ def epoch(model: nn.Module, optimiser: torch.optim.Optimizer, batches: list) -> 
         optimiser.step()
 
 
-def quartiles(values: list[float]) -> tuple[float, float]:
-    q = statistics.quantiles(values, n=4, method="inclusive")
-    return q[0], q[2]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=30, help="timed epochs per model (after one warm-up)")
@@ -132,7 +127,7 @@ def main() -> None:
     # one warm-up epoch each, then rounds of one epoch per model, the order rotating between rounds
     steps = {name: (lambda m=model, o=opt: epoch(m, o, batches)) for name, (model, opt) in runs.items()}
     times = time_interleaved(steps, repeats=args.epochs, warmup=1, clock=clock)
-    ratios = {name: [a / b for a, b in zip(times[name], times[BARE])] for name in runs}
+    ratios = {name: ratio(times[name], times[BARE]) for name in runs}
     images = sum(len(y) for _, y in batches)
     print(f"per-epoch training time: {args.epochs} interleaved epochs per model, {images} images in batches of 128, "
           f"Tsit5 at rtol = atol = {TOL:g}, 1 thread, {args.clock} time, torch {torch.__version__} "
@@ -144,16 +139,15 @@ def main() -> None:
         if name not in runs:
             print(f"| {name} | not run: `pip install .[bench]` installs torchode | | |")
             continue
-        lo, hi = quartiles(ratios[name])
-        print(f"| {name} | {statistics.median(times[name]):.4f} | {statistics.median(ratios[name]):.2f} | "
-              f"{lo:.2f}-{hi:.2f} |")
+        print(f"| {name} | {statistics.median(times[name]):.4f} | {ratios[name].median:.2f} | "
+              f"{ratios[name].low:.2f}-{ratios[name].high:.2f} |")
     print()
     for name, peer, goal in TARGETS:
         if peer not in runs:
             print(f"target {name} <= {goal:.2f}x {peer}: not measured ({peer} not run)")
             continue
-        ratio = statistics.median([a / b for a, b in zip(times[name], times[peer])])  # per round, as above
-        print(f"target {name} <= {goal:.2f}x {peer}: {ratio:.2f}x, {'met' if ratio <= goal else 'NOT met'}")
+        median = ratio(times[name], times[peer]).median  # per round, as above
+        print(f"target {name} <= {goal:.2f}x {peer}: {median:.2f}x, {'met' if median <= goal else 'NOT met'}")
 
 
 if __name__ == "__main__":
