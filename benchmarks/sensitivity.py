@@ -23,7 +23,7 @@ from torch import nn
 from nodeutils.data import load_mnist
 from nodeutils.errors import SolverError
 from nodeutils.formatting import format_table
-from nodeutils.measure import saved_tensor_bytes, time_interleaved
+from nodeutils.measure import flat_grad, relative_error, saved_tensor_bytes, time_interleaved
 from nodeutils.models import create_model
 from nodeutils.sensitivity import (
     AutogradAdjoint,
@@ -33,9 +33,7 @@ from nodeutils.sensitivity import (
     QuadratureAdjoint,
     SensitivityAlgorithm,
     SolveStats,
-    flat_grad,
     odeint,
-    relative_error,
 )
 from nodeutils.training import logitcrossentropy
 

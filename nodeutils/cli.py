@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     Returns:
         The parser, with one subcommand, ``train``.
     """
+    from .data import SOURCES
+    from .initialisation import INITIALISATIONS
     from .layers import LAYERS
     from .sensitivity import SENSEALG_NAMES, VJP_CHOICES
 
@@ -63,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="number of epochs (default: 9)")
     tr.add_argument("--subset", type=int, default=None,
                     help="use only the first N images (default: 1500 when CI=true, else every image of the source)")
-    tr.add_argument("--source", choices=["embedded", "torchvision"], default="embedded",
+    tr.add_argument("--source", choices=list(SOURCES), default="embedded",
                     help="embedded: the 5,000 MNIST images shipped with nodeutils; torchvision: the full "
                          "60,000-image training set, read from (or downloaded into) DATA_DIR/MNIST/raw "
                          "(default: embedded)")
@@ -71,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="folder of the torchvision source (default: ./data)")
     tr.add_argument("--seed", type=int, default=0,
                     help="seed of the weights and the batch order (default: 0)")
-    tr.add_argument("--init", choices=["lux", "torch"], default="lux",
+    tr.add_argument("--init", choices=list(INITIALISATIONS), default="lux",
                     help="initial weights: lux draws them as the tutorial's Lux model does, torch as PyTorch's "
                          "nn.Linear does (default: lux)")
     tr.add_argument("--ode-dtype", choices=["float64", "float32"], default="float64",

@@ -39,7 +39,6 @@ def _separate_compile_cache_per_cpu_capability() -> None:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = f"{_default_cache_dir()}_{capability}"
 
 
-
 def _default_cache_dir() -> str:
     """The folder torch.compile keeps its kernel cache in when ``TORCHINDUCTOR_CACHE_DIR`` is unset."""
     from torch._inductor.runtime.cache_dir_utils import default_cache_dir  # imported when needed: it loads Inductor

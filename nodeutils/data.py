@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import gzip
 import hashlib
+import numbers
 import os
 import warnings
 import zipfile
@@ -359,8 +360,10 @@ def load_mnist(
         DataError: the data files are missing or corrupt and cannot be downloaded.
     """
     batch_size = check_int("batch_size", batch_size, minimum=1, hint="the tutorial uses 128")
-    if isinstance(train_split, bool) or not isinstance(train_split, (int, float)) or not 0.0 < train_split < 1.0:
+    if isinstance(train_split, (bool, np.bool_)) or not isinstance(train_split, numbers.Real) \
+            or not 0.0 < float(train_split) < 1.0:
         raise InputError(f"train_split must lie strictly between 0 and 1, like 0.9; got {describe(train_split)}")
+    train_split = float(train_split)
     seed = check_int("seed", seed, minimum=0, maximum=2**63 - 1)
     if subset == "auto":
         subset = default_subset()

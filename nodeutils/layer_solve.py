@@ -42,7 +42,6 @@ def solve_dtype(network: nn.Module, x: torch.Tensor) -> torch.dtype:
     return x.dtype
 
 
-
 class ODESettings:
     """Solver settings shared by the three layer styles, and the solve they run.
 
@@ -112,7 +111,7 @@ class ODESettings:
             x: the initial state u(t0), shaped (batch, features).
 
         Returns:
-            The states at both ends of ``tspan``, shaped (2, batch, features).
+            The states at the times of ``tspan``, shaped (len(tspan), batch, features).
 
         Raises:
             InputError: ``x`` is not a float tensor, or does not fit the solve (an empty batch, another device).

@@ -125,7 +125,7 @@ class NeuralODE(nn.Module):
             x: the initial state, shaped (batch, features).
 
         Returns:
-            The states at both ends of ``tspan`` in ``x``'s dtype, shaped (2, batch, features).
+            The states at the times of ``tspan`` in ``x``'s dtype, shaped (len(tspan), batch, features).
 
         Raises:
             InputError: ``x`` does not fit the solve (e.g. an empty batch, or on another device than the network).
@@ -319,7 +319,7 @@ class StatefulNeuralODE(NeuralODE):
             x: the initial state, shaped (batch, features).
 
         Returns:
-            The states at both ends of ``tspan`` in ``x``'s dtype, shaped (2, batch, features).
+            The states at the times of ``tspan`` in ``x``'s dtype, shaped (len(tspan), batch, features).
 
         Raises:
             InputError: ``x`` is not a float tensor, or does not fit the solve (an empty batch, another device).
@@ -360,7 +360,7 @@ def make_ode_layer(layer: str, model: nn.Module, **kwargs: Any) -> nn.Module:
     Raises:
         InputError: an unknown ``layer``, or a bad setting.
     """
-    if layer not in LAYERS:
+    if not isinstance(layer, str) or layer not in LAYERS:
         raise InputError(f"unknown layer {layer!r}: choose one of {', '.join(LAYERS)}")
     settings = ("solver", "tspan", "sensealg", "rtol", "atol", "flat_params", "options")
     unknown = sorted(set(kwargs) - set(settings))

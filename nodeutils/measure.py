@@ -18,10 +18,10 @@ from typing import Any
 
 import torch
 
-from .checks import check_callable, check_int
+from .checks import check_callable, check_int, describe
 from .errors import InputError
 
-__all__ = ["saved_tensor_bytes", "time_interleaved", "Ratio", "ratio"]
+__all__ = ["saved_tensor_bytes", "time_interleaved", "Ratio", "ratio", "relative_error", "flat_grad"]
 
 
 def saved_tensor_bytes(fn: Callable[[], Any], exclude: Sequence[torch.Tensor] = ()) -> tuple[Any, int]:
@@ -153,3 +153,52 @@ def ratio(times: Sequence[float], reference: Sequence[float]) -> Ratio:
         return Ratio(ratios[0], ratios[0], ratios[0])
     low, median, high = statistics.quantiles(ratios, n=4, method="inclusive")
     return Ratio(median, low, high)
+
+
+def relative_error(estimate: torch.Tensor, reference: torch.Tensor) -> float:
+    """||estimate - reference|| / ||reference|| (0 when both are zero).
+
+    Args:
+        estimate: the tensor to judge.
+        reference: the tensor taken as exact, shaped like ``estimate``.
+
+    Returns:
+        The relative error, a float (||estimate|| itself when ``reference`` is all zeros).
+
+    Raises:
+        InputError: either is not a floating-point tensor, or their shapes differ.
+    """
+    if not isinstance(estimate, torch.Tensor) or not isinstance(reference, torch.Tensor):
+        raise InputError(f"estimate and reference must be tensors; got {describe(estimate)} and {describe(reference)}")
+    if not (estimate.is_floating_point() and reference.is_floating_point()):
+        raise InputError(f"estimate and reference must be floating-point tensors (call .double()); got "
+                         f"{estimate.dtype} and {reference.dtype}")
+    if estimate.shape != reference.shape:
+        raise InputError(f"estimate and reference must have the same shape (a difference would broadcast); got "
+                         f"{tuple(estimate.shape)} and {tuple(reference.shape)}")
+    denom = float(reference.norm())
+    num = float((estimate - reference).norm())
+    return num / denom if denom > 0 else num
+
+
+def flat_grad(tensors: Sequence[torch.Tensor | None], like: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Concatenate gradients into one vector (zeros where a gradient is None).
+
+    Args:
+        tensors: gradients, e.g. from ``torch.autograd.grad(..., allow_unused=True)``.
+        like: the tensors they are the gradients of, one per gradient, in the same order.
+
+    Returns:
+        A 1-D tensor of ``sum(x.numel() for x in like)`` numbers.
+
+    Raises:
+        InputError: not one gradient per tensor, or a gradient shaped unlike its tensor.
+    """
+    if len(tensors) != len(like):
+        raise InputError(f"flat_grad needs one gradient (or None) per tensor; got {len(tensors)} for {len(like)}")
+    for i, (g, x) in enumerate(zip(tensors, like)):
+        if not isinstance(x, torch.Tensor) or (g is not None and (not isinstance(g, torch.Tensor)
+                                                                  or g.shape != x.shape)):
+            raise InputError(f"gradient {i} must be None or a tensor shaped like its tensor; got {describe(g)} for "
+                             f"{describe(x)}")
+    return torch.cat([(torch.zeros_like(x) if g is None else g).reshape(-1) for g, x in zip(tensors, like)])

@@ -22,13 +22,12 @@ from .checks import (
     check_number,
     check_options,
     check_time_span,
-    check_tolerances,
     describe,
 )
 from .errors import InputError
 from .layer_solve import solve_dtype
 from .models import encode
-from .solvers import SolveCounter, integrate
+from .solve import SolveCounter, integrate
 from .training import model_device, predictions
 
 __all__ = [
@@ -36,7 +35,6 @@ __all__ = [
     "Trajectories",
     "hidden_trajectories",
     "predict",
-    "confusion_matrix",
     "ToleranceResult",
     "evaluate_at_tolerance",
     "tolerance_grid",
@@ -114,7 +112,6 @@ def _checked_settings(settings: object, changes: dict[str, object]) -> dict[str,
     return out
 
 
-
 @dataclass
 class Trajectories:
     """Hidden states u(t) of the ODE for a batch of images: ``states`` is (time, image, 20)."""
@@ -163,7 +160,6 @@ def hidden_trajectories(model: nn.Module, images: torch.Tensor, labels: torch.Te
     return Trajectories(times, states.cpu(), labels.cpu(), predictions.cpu())
 
 
-
 def predict(model: nn.Module, loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Images, true labels and predicted labels for every item of ``loader``.
 
@@ -184,36 +180,6 @@ def predict(model: nn.Module, loader: DataLoader) -> tuple[torch.Tensor, torch.T
         raise InputError("the loader holds no images, so there is nothing to predict: give it at least one image")
     images, truth, predicted = zip(*batches)
     return torch.cat(images), torch.cat(truth), torch.cat(predicted)
-
-
-def confusion_matrix(truth: torch.Tensor, predicted: torch.Tensor, classes: int = 10) -> torch.Tensor:
-    """Counts[i, j] = number of images of class i predicted as class j.
-
-    Args:
-        truth: the true labels, a 1-D integer tensor.
-        predicted: the predicted labels, a 1-D integer tensor of the same length.
-        classes: the number of classes.
-
-    Returns:
-        An int64 tensor shaped (classes, classes).
-
-    Raises:
-        InputError: labels that are not 1-D integer tensors of one length, or lie outside ``0 .. classes - 1``.
-    """
-    classes = check_int("classes", classes, minimum=1)
-    for name, x in (("truth", truth), ("predicted", predicted)):
-        if not isinstance(x, torch.Tensor) or x.ndim != 1 or x.is_floating_point() or x.dtype == torch.bool:
-            got = f"{tuple(x.shape)} {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
-            raise InputError(f"{name} must be a 1-D tensor of integer labels; got {got}: pass labels, not scores "
-                             "(scores.argmax(dim=1))")
-        if len(x) and (int(x.min()) < 0 or int(x.max()) >= classes):
-            raise InputError(f"{name} holds labels outside 0..{classes - 1} (from {int(x.min())} to "
-                             f"{int(x.max())}): pass classes= large enough")
-    if truth.shape != predicted.shape:
-        raise InputError(f"truth and predicted must have one label per image each; got {len(truth)} and "
-                         f"{len(predicted)}")
-    index = truth.long() * classes + predicted.long()  # in int64: small integer dtypes would wrap
-    return torch.bincount(index, minlength=classes * classes).reshape(classes, classes)
 
 
 @dataclass
@@ -246,7 +212,6 @@ def evaluate_at_tolerance(model: nn.Module, loader: DataLoader, tolerance: float
         SolverError: a solve failed at this tolerance.
     """
     tolerance = check_number("tolerance", tolerance, example="1e-3")
-    check_tolerances(tolerance, tolerance)
     check_model(model)
     model.eval()
     device = model_device(model)
@@ -293,7 +258,6 @@ def tolerance_grid(low: float = 1e-6, high: float = 1e-1) -> Sequence[float]:
     return out
 
 
-
 @dataclass
 class SolverSteps:
     """The accepted steps of one forward solve: where each ended, and what the solve cost."""
@@ -337,7 +301,6 @@ def solver_steps(model: nn.Module, images: torch.Tensor, tolerance: float | None
     """
     settings = check_model(model).ode.settings
     tolerance = settings.rtol if tolerance is None else check_number("tolerance", tolerance, example="1e-3")
-    check_tolerances(tolerance, tolerance)
     model.eval()
     network = model.ode.model
     start = encode(model, images)
@@ -355,7 +318,6 @@ def solver_steps(model: nn.Module, images: torch.Tensor, tolerance: float | None
               method=settings.solver, rtol=tolerance, atol=tolerance, options=dict(settings.options),
               on_step=on_step, counter=counter)
     return SolverSteps(float(tolerance), ends, counter.nfe, counter.rejected)
-
 
 
 @torch.no_grad()

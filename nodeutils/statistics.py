@@ -10,7 +10,8 @@ from torch import nn
 from .checks import check_int, check_number, check_states, check_states_and_labels, describe
 from .errors import InputError
 
-__all__ = ["PCA", "class_distances", "class_spread", "affine_fit_r2", "LinearReadout", "fit_linear_readout"]
+__all__ = ["PCA", "class_distances", "class_spread", "affine_fit_r2", "LinearReadout", "fit_linear_readout",
+           "confusion_matrix"]
 
 
 class PCA:
@@ -60,7 +61,6 @@ class PCA:
             raise InputError(f"PCA was fitted on points with {len(self.mean)} features; got {describe(points)}: "
                              f"pass a tensor shaped (..., {len(self.mean)})")
         return (points.double() - self.mean) @ self.components.T
-
 
 
 def class_distances(states: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
@@ -148,7 +148,6 @@ def affine_fit_r2(inputs: torch.Tensor, outputs: torch.Tensor) -> float:
     return float(1 - (residual ** 2).sum() / total)
 
 
-
 @dataclass
 class LinearReadout:
     """A linear decoder (scores = states @ weight.T + bias) fitted by :func:`fit_linear_readout`."""
@@ -216,7 +215,7 @@ def fit_linear_readout(states: torch.Tensor, labels: torch.Tensor, classes: int 
     classes = check_int("classes", classes, minimum=2)
     penalty = check_number("penalty", penalty, example="1e-3")
     iterations = check_int("iterations", iterations, minimum=1)
-    labels = labels.cpu()
+    labels = labels.cpu().long()
     if int(labels.min()) < 0 or int(labels.max()) >= classes:
         raise InputError(f"labels run from {int(labels.min())} to {int(labels.max())}, outside 0..{classes - 1}: "
                          "pass classes= large enough")
@@ -245,3 +244,33 @@ def fit_linear_readout(states: torch.Tensor, labels: torch.Tensor, classes: int 
     _, g = gradient(theta)
     loss = float(nn.functional.cross_entropy(a @ theta.T, labels))
     return LinearReadout(theta[:, :-1].clone(), theta[:, -1].clone(), loss, float(g.norm()))
+
+
+def confusion_matrix(truth: torch.Tensor, predicted: torch.Tensor, classes: int = 10) -> torch.Tensor:
+    """Counts[i, j] = number of images of class i predicted as class j.
+
+    Args:
+        truth: the true labels, a 1-D integer tensor.
+        predicted: the predicted labels, a 1-D integer tensor of the same length.
+        classes: the number of classes.
+
+    Returns:
+        An int64 tensor shaped (classes, classes).
+
+    Raises:
+        InputError: labels that are not 1-D integer tensors of one length, or lie outside ``0 .. classes - 1``.
+    """
+    classes = check_int("classes", classes, minimum=1)
+    for name, x in (("truth", truth), ("predicted", predicted)):
+        if not isinstance(x, torch.Tensor) or x.ndim != 1 or x.is_floating_point() or x.dtype == torch.bool:
+            got = f"{tuple(x.shape)} {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
+            raise InputError(f"{name} must be a 1-D tensor of integer labels; got {got}: pass labels, not scores "
+                             "(scores.argmax(dim=1))")
+        if len(x) and (int(x.min()) < 0 or int(x.max()) >= classes):
+            raise InputError(f"{name} holds labels outside 0..{classes - 1} (from {int(x.min())} to "
+                             f"{int(x.max())}): pass classes= large enough")
+    if truth.shape != predicted.shape:
+        raise InputError(f"truth and predicted must have one label per image each; got {len(truth)} and "
+                         f"{len(predicted)}")
+    index = truth.long() * classes + predicted.long()  # in int64: small integer dtypes would wrap
+    return torch.bincount(index, minlength=classes * classes).reshape(classes, classes)

@@ -50,9 +50,12 @@ def logitcrossentropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
         InputError: ``logits`` is not (N, classes), or ``labels`` is not N integer class indices.
     """
     if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or not isinstance(labels, torch.Tensor) \
-            or labels.shape != logits.shape[:1] or labels.is_floating_point():
-        raise InputError(f"logits must be (N, classes) scores and labels N integer class indices; got "
+            or labels.shape != logits.shape[:1] or labels.dtype != torch.long:
+        raise InputError(f"logits must be (N, classes) scores and labels N int64 class indices (labels.long()); got "
                          f"{describe(logits)} and {describe(labels)}")
+    if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= logits.shape[1]):
+        raise InputError(f"labels run from {int(labels.min())} to {int(labels.max())}, outside the "
+                         f"{logits.shape[1]} classes of the logits")
     return nn.functional.cross_entropy(logits, labels)
 
 

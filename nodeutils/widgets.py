@@ -356,6 +356,9 @@ class MistakeExplorer(_Explorer):
             got = f"{len(images)} images" if isinstance(images, torch.Tensor) else type(images).__name__
             raise InputError(f"images must be the tensor of the {len(trajectories.labels)} images the trajectories "
                              f"were computed for; got {got}")
+        if images.ndim < 2 or images[0].numel() != 28 * 28:
+            raise InputError(f"images must be MNIST images, 28 x 28 pixels each (e.g. (N, 1, 28, 28)); got shape "
+                             f"{tuple(images.shape)}")
         max_images = check_int("max_images", max_images, minimum=1, hint="e.g. 16")
         super().__init__()
         self.images, self.trajectories, self.max_images = images, trajectories, max_images

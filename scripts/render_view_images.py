@@ -15,7 +15,8 @@ import torch  # noqa: E402
 
 from nodeutils import load_mnist, train  # noqa: E402
 from nodeutils.plots import plot_confusion, plot_training, show_digits  # noqa: E402
-from nodeutils.probing import confusion_matrix, hidden_trajectories, predict  # noqa: E402
+from nodeutils.probing import hidden_trajectories, predict  # noqa: E402
+from nodeutils.statistics import confusion_matrix  # noqa: E402
 from nodeutils.widgets import MistakeExplorer, ToleranceExplorer, TrajectoryExplorer  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "images"

@@ -224,3 +224,8 @@ BAD_INPUTS = [
 @pytest.mark.parametrize("call, error, fragments", BAD_INPUTS)
 def test_bad_input_is_refused_with_the_argument_and_the_fix(call, error, fragments, fx):
     assert_refused(call, error, fragments, fx)
+
+
+def test_a_numpy_train_split_is_a_number_like_any_other():
+    train, test = load_mnist(64, np.float32(0.9), subset=100)
+    assert (len(train.dataset), len(test.dataset)) == (90, 10)

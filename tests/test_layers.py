@@ -112,6 +112,8 @@ def test_adjoint_backward_evaluations_reach_module_state_but_not_explicit_state(
 NOT_A_MODULE = ("model must be", "torch.nn.Module", "nn.Sequential(")
 
 BAD_INPUTS = [
+    pytest.param(lambda: make_ode_layer([], ode_dynamics()), InputError, ("unknown layer []",),
+                 id="layer name of another type"),
     pytest.param(lambda: NeuralODE(nn.Linear(20, 20))(torch.ones(2, 20, dtype=torch.long)), InputError,
                  ("the input of the ODE layer must be a floating-point tensor", ".float()"), id="integer input"),
     pytest.param(lambda: NeuralODECompact(nn.Linear(20, 20))(np.zeros((2, 20), np.float32)), InputError,

@@ -4,8 +4,10 @@ from collections import Counter
 
 import pytest
 import torch
+from helpers import assert_refused
 
-from nodeutils.measure import Ratio, ratio, saved_tensor_bytes, time_interleaved
+from nodeutils.errors import InputError
+from nodeutils.measure import Ratio, flat_grad, ratio, relative_error, saved_tensor_bytes, time_interleaved
 
 
 def test_saved_tensor_bytes_counts_what_backward_keeps():
@@ -38,3 +40,20 @@ def test_time_interleaved_uses_every_rotation_equally_often_for_a_multiple_of_th
     rounds = Counter("".join(order[i:i + 3]) for i in range(0, len(order), 3))
     assert rounds == Counter({"abc": 2, "bca": 2, "cab": 2})
     assert all(Counter(order[i::3]) == Counter({"a": 2, "b": 2, "c": 2}) for i in range(3))  # each slot, each step
+
+
+BAD_INPUTS = [
+    pytest.param(lambda: flat_grad([torch.ones(3)], [torch.zeros(3), torch.zeros(2)]), InputError,
+                 ("one gradient (or None) per tensor",), id="flat_grad with a gradient missing"),
+    pytest.param(lambda: flat_grad([torch.ones(3)], [torch.zeros(2, 2)]), InputError,
+                 ("gradient 0 must be None or a tensor shaped like its tensor",), id="flat_grad of a mis-shaped one"),
+    pytest.param(lambda: relative_error(torch.tensor([1, 2]), torch.tensor([1, 3])), InputError,
+                 ("floating-point tensors",), id="relative_error of integers"),
+    pytest.param(lambda: relative_error(torch.ones(3), torch.ones(3, 1)), InputError,
+                 ("same shape", "(3,) and (3, 1)"), id="relative_error would broadcast"),
+]
+
+
+@pytest.mark.parametrize("call, error, fragments", BAD_INPUTS)
+def test_bad_input_is_refused_with_the_argument_and_the_fix(call, error, fragments):
+    assert_refused(call, error, fragments)

@@ -7,7 +7,7 @@ from helpers import assert_refused
 
 from nodeutils.errors import InputError
 from nodeutils.plots import plot_confusion, plot_tolerance, plot_training, plot_trajectories, show_digits
-from nodeutils.probing import confusion_matrix
+from nodeutils.statistics import confusion_matrix
 
 pytestmark = pytest.mark.usefixtures("close_figures")
 

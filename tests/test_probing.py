@@ -7,7 +7,6 @@ from helpers import assert_refused
 from nodeutils import create_model
 from nodeutils.errors import InputError, NodeUtilsWarning
 from nodeutils.probing import (
-    confusion_matrix,
     decoder_margin,
     decoder_scores,
     evaluate_at_tolerance,
@@ -48,12 +47,6 @@ def test_hidden_trajectories_takes_labels_as_accuracy_does(model):
     assert column.labels.shape == (3,) and torch.equal(column.labels, reference.labels)
     assert torch.equal(column.states, reference.states)
     assert_refused(lambda: hidden_trajectories(model, IMAGES, torch.full((3, 10), 0.1)), InputError, ["not one-hot"])
-
-
-def test_confusion_matrix_counts_pairs():
-    truth, predicted = torch.tensor([0, 0, 1, 2, 2]), torch.tensor([0, 1, 1, 2, 0])
-    matrix = confusion_matrix(truth, predicted)
-    assert matrix[0, 0] == 1 and matrix[0, 1] == 1 and matrix[2, 0] == 1 and matrix.sum() == 5
 
 
 def test_tighter_tolerance_needs_more_evaluations(trained, small_loaders):
@@ -142,8 +135,6 @@ BAD_INPUTS = [
                  id="hidden_trajectories label count mismatch"),
     pytest.param(lambda: tolerance_grid(low=0.0), InputError, ("low must be a positive finite number",),
                  id="tolerance_grid low=0"),
-    pytest.param(lambda: confusion_matrix(torch.arange(3), torch.rand(3, 10)), InputError,
-                 ("predicted must be a 1-D tensor of integer labels", "argmax"), id="confusion_matrix of scores"),
     pytest.param(lambda fx: predict(fx.model, _empty_loader()), InputError, ("nothing to predict",),
                  id="predict with an empty loader"),
     pytest.param(lambda fx: solver_steps(create_model("class"), fx.images, -1.0), InputError, ("tolerance",),
@@ -163,9 +154,3 @@ def test_probing_gives_the_model_back_in_its_mode(model, training):
     hidden_trajectories(model, images, torch.arange(4), n_times=3)
     solver_steps(model, images)
     assert model.training is training
-
-
-def test_confusion_matrix_counts_small_integer_labels_without_wrapping():
-    labels = torch.tensor([16, 16, 3], dtype=torch.uint8)  # 16 * 17 + 16 does not fit in uint8
-    matrix = confusion_matrix(labels, labels, classes=17)
-    assert matrix[16, 16] == 2 and matrix[3, 3] == 1 and int(matrix.sum()) == 3

@@ -6,7 +6,14 @@ from helpers import assert_refused
 from torch import nn
 
 from nodeutils.errors import InputError
-from nodeutils.statistics import PCA, affine_fit_r2, class_distances, class_spread, fit_linear_readout
+from nodeutils.statistics import (
+    PCA,
+    affine_fit_r2,
+    class_distances,
+    class_spread,
+    confusion_matrix,
+    fit_linear_readout,
+)
 
 
 def test_pca_projects_onto_orthonormal_directions():
@@ -113,6 +120,8 @@ def test_linear_readout_separates_separable_classes():
 READOUT_STATES, READOUT_LABELS = torch.zeros(6, 2), torch.tensor([0, 1, 2, 0, 1, 2])
 
 BAD_INPUTS = [
+    pytest.param(lambda: confusion_matrix(torch.arange(3), torch.rand(3, 10)), InputError,
+                 ("predicted must be a 1-D tensor of integer labels", "argmax"), id="confusion_matrix of scores"),
     pytest.param(lambda: class_spread(torch.zeros(4, 3), torch.tensor([0, 0, 1, 1])), InputError,
                  ("all the same point",), id="class_spread of identical states"),
     pytest.param(lambda: class_distances(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long)), InputError,
@@ -159,3 +168,21 @@ BAD_INPUTS = [
 @pytest.mark.parametrize("call, error, fragments", BAD_INPUTS)
 def test_bad_input_is_refused_with_the_argument_and_the_fix(call, error, fragments):
     assert_refused(call, error, fragments)
+
+
+def test_confusion_matrix_counts_pairs():
+    truth, predicted = torch.tensor([0, 0, 1, 2, 2]), torch.tensor([0, 1, 1, 2, 0])
+    matrix = confusion_matrix(truth, predicted)
+    assert matrix[0, 0] == 1 and matrix[0, 1] == 1 and matrix[2, 0] == 1 and matrix.sum() == 5
+
+
+def test_confusion_matrix_counts_small_integer_labels_without_wrapping():
+    labels = torch.tensor([16, 16, 3], dtype=torch.uint8)  # 16 * 17 + 16 does not fit in uint8
+    matrix = confusion_matrix(labels, labels, classes=17)
+    assert matrix[16, 16] == 2 and matrix[3, 3] == 1 and int(matrix.sum()) == 3
+
+
+def test_readout_takes_int32_labels_as_int64_ones():
+    states = torch.randn(60, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    labels = torch.arange(60) % 3
+    assert torch.equal(fit_linear_readout(states, labels.int()).weight, fit_linear_readout(states, labels).weight)

@@ -152,10 +152,14 @@ def test_train_huge_learning_rate_warns_before_anything_else(tiny_loaders):
 
 
 BAD_INPUTS = [
+    pytest.param(lambda: training.logitcrossentropy(torch.zeros(4, 10), torch.tensor([0, 1, 2, 10])), InputError,
+                 ("labels run from 0 to 10, outside the 10 classes",), id="label outside the classes"),
+    pytest.param(lambda: training.logitcrossentropy(torch.zeros(2, 10), torch.tensor([0, 1], dtype=torch.int32)),
+                 InputError, ("int64 class indices (labels.long())",), id="int32 labels for the loss"),
     pytest.param(lambda: training.logitcrossentropy(torch.zeros(3, 10), torch.zeros(3)), InputError,
-                 ("labels N integer class indices",), id="float labels for the loss"),
+                 ("labels N int64 class indices",), id="float labels for the loss"),
     pytest.param(lambda: training.logitcrossentropy(torch.zeros(3, 10), torch.zeros(2, dtype=torch.long)),
-                 InputError, ("labels N integer class indices",), id="labels for the loss of another length"),
+                 InputError, ("labels N int64 class indices",), id="labels for the loss of another length"),
     pytest.param(lambda fx: quiet_train(loaders=fx.small_loaders, epochs=0), InputError, ("epochs",), id="epochs=0"),
     pytest.param(lambda fx: quiet_train(loaders=fx.small_loaders, lr=-1.0), InputError, ("lr",), id="negative lr"),
     pytest.param(lambda fx: quiet_train(loaders=fx.tiny_loaders, batch_size=64), InputError,

@@ -8,7 +8,7 @@ import torchdiffeq
 from helpers import convergence_order, oscillator
 
 from nodeutils.checks import available_methods
-from nodeutils.solvers import integrate
+from nodeutils.solve import integrate
 from nodeutils.tsit5 import TSIT5_TABLEAU, Tsit5Solver, register_tsit5, tsit5_dense_weights
 
 

@@ -122,6 +122,9 @@ def _show_with_static_views(fx, value):
 
 
 BAD_INPUTS = [
+    pytest.param(lambda fx: widgets.MistakeExplorer(torch.rand(len(fx.trajectories.labels), 3, 28, 28),
+                                                    fx.trajectories), InputError,
+                 ("images must be MNIST images, 28 x 28 pixels each",), id="colour images"),
     pytest.param(lambda fx: widgets.MistakeExplorer(torch.rand(12, 1, 28, 28), fx.trajectories).static_figure(
         torch.tensor([50])), InputError, ("indices must be a 1-D tensor of image numbers from 0 to 11",),
         id="mistake figure of an image out of range"),

@@ -12,7 +12,6 @@ what to pass instead. Booleans are never accepted where a number is expected (``
 
 from .labels import (
     check_batch,
-    check_class_indices,
     check_images_and_labels,
     check_labels,
     check_loader_pair,
@@ -65,7 +64,6 @@ __all__ = [
     "check_callable",
     "check_checkpoints",
     "check_choice",
-    "check_class_indices",
     "check_folder",
     "check_func",
     "check_images_and_labels",

@@ -11,43 +11,8 @@ from torch import nn
 from ..errors import InputError, NodeUtilsWarning
 from .values import describe, user_stacklevel
 
-__all__ = ["check_class_indices", "check_batch", "check_labels", "check_loader_pair", "check_model",
+__all__ = ["check_batch", "check_labels", "check_loader_pair", "check_model",
            "check_images_and_labels", "check_states_and_labels", "check_states"]
-
-
-def check_class_indices(name: str, value: Any, classes: int) -> torch.Tensor:
-    """``value`` as an int64 tensor of class indices ``0 .. classes - 1`` (any shape).
-
-    Integer tensors, NumPy arrays and lists of integers are accepted.
-
-    Args:
-        name: the argument's name, for the message.
-        value: the class indices.
-        classes: the number of classes.
-
-    Returns:
-        ``value`` as an int64 tensor of the same shape.
-
-    Raises:
-        InputError: ``value`` cannot be made a tensor, its values are not integers, or one lies outside
-            ``0 .. classes - 1``.
-    """
-    if not isinstance(value, torch.Tensor):
-        try:
-            value = torch.as_tensor(value)
-        except (TypeError, ValueError, RuntimeError):
-            raise InputError(f"{name} must be a tensor of class indices 0..{classes - 1}; got {describe(value)}") \
-                from None
-    if value.dtype == torch.bool or value.is_floating_point() or value.is_complex():
-        raise InputError(f"{name} must hold integer class indices 0..{classes - 1}; got dtype {value.dtype}: "
-                         "convert class numbers with .long()")
-    value = value.long()
-    if value.numel():
-        low, high = (int(v) for v in torch.aminmax(value))
-        if low < 0 or high >= classes:
-            raise InputError(f"{name} holds values from {low} to {high}, but there are {classes} classes "
-                             f"(0..{classes - 1}): pass class indices in that range, or a larger num_classes")
-    return value
 
 
 def check_batch(batch: Any, where: str = "the loader") -> tuple[Any, Any]:
@@ -198,7 +163,6 @@ def check_images_and_labels(images: object, labels: object) -> None:
     if labels.ndim != 1 or len(images) != len(labels):
         raise InputError(f"expected one label per image; got {len(images)} images and labels shaped "
                          f"{tuple(labels.shape)}")
-
 
 
 def check_states_and_labels(states: object, labels: object) -> None:

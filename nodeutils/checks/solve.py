@@ -1,6 +1,6 @@
 """Checks of what enters an ODE solve: the method, time span, tolerances, state, options and f itself.
 
-:func:`~nodeutils.sensitivity.odeint` and :func:`~nodeutils.solvers.integrate` call them once per solve (not per
+:func:`~nodeutils.sensitivity.odeint` and :func:`~nodeutils.solve.integrate` call them once per solve (not per
 step), and the layers once when they are built.
 """
 
@@ -70,7 +70,8 @@ def check_method(method: str, *, need_dense: bool = False) -> str:
     """
     names = adaptive_methods() if need_dense else available_methods()
     if not isinstance(method, str) or method not in names:
-        what = "an adaptive Runge-Kutta solver (the adjoint needs its dense output)" if need_dense else "a solver"
+        what = ("an adaptive Runge-Kutta solver (dense output is needed: by the continuous adjoints, or dense=True)"
+                if need_dense else "a solver")
         raise InputError(f"unknown solver {method!r}: expected {what}, one of {', '.join(names)}")
     return method
 
@@ -84,7 +85,7 @@ def check_time_span(t: torch.Tensor | Sequence[float]) -> torch.Tensor:
         t: the times, a tensor or a sequence (list, tuple, NumPy array) of real numbers.
 
     Returns:
-        ``t`` as a 1-D floating-point tensor (integer times in the default dtype).
+        ``t`` as a 1-D floating-point tensor: a list or tuple in float64, integer tensors in the default dtype.
 
     Raises:
         InputError: ``t`` is not a 1-D sequence of at least two real numbers, holds NaN or infinity, or is not
@@ -94,10 +95,13 @@ def check_time_span(t: torch.Tensor | Sequence[float]) -> torch.Tensor:
         if isinstance(t, (str, bytes)) or not isinstance(t, (Sequence, np.ndarray)):
             raise InputError(f"the time span must be a sequence of at least two times, like (0.0, 1.0); "
                              f"got {describe(t)}")
+        values = t
         try:
-            t = torch.as_tensor(t)
+            t = torch.as_tensor(values)
+            if not isinstance(values, np.ndarray) and not (t.is_complex() or t.dtype == torch.bool):
+                t = torch.as_tensor(values, dtype=torch.float64)  # Python floats are float64: no rounding to float32
         except (TypeError, ValueError, RuntimeError):
-            raise InputError(f"the time span must hold numbers only, like (0.0, 1.0); got {describe(t)}") from None
+            raise InputError(f"the time span must hold numbers only, like (0.0, 1.0); got {describe(values)}") from None
     if t.is_complex() or t.dtype == torch.bool:
         raise InputError(f"the time span must hold real numbers, like (0.0, 1.0); got dtype {t.dtype}")
     if not t.is_floating_point():
@@ -331,7 +335,6 @@ def check_checkpoints(checkpoints: object) -> list[float]:
         raise InputError(f"checkpoints must be a list of times inside the time span, like [0.5]; got "
                          f"{describe(checkpoints)}")
     return [check_number(f"checkpoints[{i}]", c, positive=False) for i, c in enumerate(checkpoints)]
-
 
 
 #: Signatures already found callable as f(t, y) / f(t, y, params): (code, defaults, keyword defaults, params?).

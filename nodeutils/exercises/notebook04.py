@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from ..solvers import SolveCounter, integrate
+from ..solve import SolveCounter, integrate
 from . import Correct, Exercise, NotYet, same_values, shape_problem
 
 __all__ = ["spread", "first_step", "decoder_of_start"]

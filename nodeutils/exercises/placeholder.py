@@ -82,7 +82,6 @@ def _holds_placeholder(value: Any, depth: int = 0) -> bool:
     return False
 
 
-
 _FOREIGN_MODULES = ("builtins", "torch", "numpy", "nodeutils", "typing", "abc", "collections", "functools")
 
 

@@ -122,7 +122,6 @@ def _kind(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-
 def _foreign_dirs() -> tuple[str, ...]:
     paths = sysconfig.get_paths()
     dirs = {os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.path.dirname(torch.__file__),

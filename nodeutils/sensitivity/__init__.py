@@ -28,7 +28,7 @@ QuadratureAdjoint           ``QuadratureAdjoint(...)``       integrates lambda a
 GaussAdjoint                ``GaussAdjoint(...)``            integrates lambda alone backward; on every accepted
                                                              step adds that step's share of dL/dp by Gauss-
                                                              Legendre quadrature. Parameters never enter the ODE
-                                                             state, so any nesting of tensors works as-is.
+                                                             state: the backward solve integrates lambda alone.
 ==========================  ===============================  ==================================================
 
 Vector-Jacobian products (``autojacvec``), i.e. how lambda^T df/du and lambda^T df/dp are computed:
@@ -50,7 +50,10 @@ One entry point, shaped like ``torchdiffeq.odeint``::
 ``func`` is an ``nn.Module`` called as ``func(t, y)`` (its trainable parameters are used), or a plain
 callable ``func(t, y, params)`` together with ``params=`` (a tensor, or any list/tuple/dict nesting
 of tensors). ``stats`` (a :class:`SolveStats`) receives forward and backward function-evaluation counts.
-Gradients with respect to ``t`` are not computed, and the continuous adjoints are once-differentiable.
+Gradients with respect to ``t`` are not computed. The interpolating, quadrature and Gauss adjoints are
+once-differentiable (``create_graph=True`` raises); ``BacksolveAdjoint`` is torchdiffeq's, which returns first-order
+gradients without a graph under ``create_graph=True``, and whose backward solve reports a step limit as
+torchdiffeq's own ``AssertionError``.
 
 The package reads in the order a solve runs: :mod:`~nodeutils.sensitivity.entry` (``odeint`` and
 ``make_sensealg``), :mod:`~nodeutils.sensitivity.problem` (f, its parameters and the settings as one object),
@@ -62,10 +65,11 @@ The package reads in the order a solve runs: :mod:`~nodeutils.sensitivity.entry`
 
 from ..checks import VJP_CHOICES
 from .continuous import InterpolatingAdjoint
-from .discrete import AutogradAdjoint, BacksolveAdjoint, SensitivityAlgorithm
-from .entry import DEFAULT_SENSEALG, SENSEALG_NAMES, flat_grad, make_sensealg, odeint, relative_error
-from .problem import SolveStats
-from .quadrature import GaussAdjoint, QuadratureAdjoint, gauss_legendre, kronrod15_rule
+from .discrete import AutogradAdjoint, BacksolveAdjoint
+from .entry import DEFAULT_SENSEALG, SENSEALG_NAMES, make_sensealg, odeint
+from .problem import SensitivityAlgorithm, SolveStats
+from .quadrature import GaussAdjoint, QuadratureAdjoint
+from .rules import gauss_legendre, kronrod15_rule
 from .vjp import make_vjp
 
 __all__ = [
@@ -82,8 +86,6 @@ __all__ = [
     "DEFAULT_SENSEALG",
     "make_sensealg",
     "make_vjp",
-    "relative_error",
-    "flat_grad",
     "kronrod15_rule",
     "gauss_legendre",
 ]

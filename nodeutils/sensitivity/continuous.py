@@ -9,9 +9,9 @@ import torch
 
 from ..checks import check_bool, check_checkpoints, check_method, check_number, check_vjp
 from ..errors import InputError, NonFiniteStateError
-from ..solvers import DenseSolution, SolveCounter, integrate
-from .discrete import AutogradAdjoint, SensitivityAlgorithm
-from .problem import Problem, unflatten_like
+from ..solve import DenseSolution, SolveCounter, integrate
+from .discrete import AutogradAdjoint
+from .problem import Problem, SensitivityAlgorithm, unflatten_like
 from .vjp import make_vjp
 
 __all__ = ["ForwardRecord", "InterpolatingAdjoint"]
@@ -23,7 +23,7 @@ class ForwardRecord:
 
     ``grid`` holds the output times and any checkpoints, in the order the solve passed them; ``outputs[i]``
     is the grid index of output time i. Either ``dense`` (the dense forward solution) or ``checkpoint_states``
-    (u at every grid time, ``checkpointing=True``) is set.
+    (u at every grid time, ``checkpointing=True``) is set, except in the bookkeeping copy of :meth:`without_tensors`.
     """
 
     grid: list[float]
@@ -91,7 +91,7 @@ class _ContinuousAdjoint(SensitivityAlgorithm):
         self.checkpoints = None if checkpoints is None else check_checkpoints(checkpoints)
 
     def solve(self, problem: Problem, y0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Solve as one autograd node whose backward runs this adjoint (plain backprop when grad mode is off).
+        """Solve as one autograd node whose backward runs this adjoint (a plain solve, no graph, in no-grad mode).
 
         Args:
             problem: f, its parameter leaves and the solver settings.
@@ -261,7 +261,7 @@ class InterpolatingAdjoint(_ContinuousAdjoint):
             def adjoint_rhs(t_, z, u_of=u_of):
                 lam_t = z[:n].view(shape)
                 dtype = z.dtype
-                u = u_of(t_)
+                u = u_of.clamped(t_)  # t_ lies past the interval only in the first-step probe
                 if u.dtype != dtype:
                     u = u.to(dtype)
                 a_u, a_p = vjp(t_ if t_.dtype == dtype else t_.to(dtype), u, lam_t, leaves)
@@ -285,35 +285,4 @@ class InterpolatingAdjoint(_ContinuousAdjoint):
         problem.stats.steps_backward += counter.steps
         return lam, unflatten_like(mu, leaves)
 
-
-class _LambdaOnlyAdjoint(_ContinuousAdjoint):
-    """Solve lambda alone backward; the parameter integral is computed separately by quadrature."""
-
-    def integrate_lambda(self, problem, record, grad_ys, on_interval):
-        vjp = make_vjp(self.autojacvec, problem.rhs)
-        rtol, atol = self.tolerances(problem)
-        grid, outputs, leaves = record.grid, record.outputs, problem.leaves
-        grad_at = {k: grad_ys[i] for i, k in enumerate(outputs)}
-        lam = grad_at.get(len(grid) - 1, torch.zeros_like(grad_ys[0])).clone()
-        counter = SolveCounter()
-        grads = [torch.zeros_like(p) for p in leaves]
-        for k in range(len(grid) - 2, -1, -1):
-            u_of = self.state_on(problem, record, k, counter)
-
-            def lambda_rhs(t_, lam_t, u_of=u_of):
-                a_u, _ = vjp(t_, u_of(t_).to(lam_t.dtype), lam_t, leaves, True, False)
-                return -a_u
-
-            def param_integrand(t_, lam_t, u_of=u_of):
-                counter.nfe += 1
-                tt = torch.tensor(t_, dtype=lam_t.dtype, device=lam_t.device)
-                return vjp(tt, u_of(tt).to(lam_t.dtype), lam_t, leaves, False, True)[1]
-
-            problem.stats.backward_state_size = lam.numel()
-            lams, _ = on_interval(lambda_rhs, param_integrand, lam, grid[k + 1], grid[k], rtol, atol, counter, grads)
-            lam = lams[-1] + grad_at.get(k, 0)
-            _check_finite("state lambda", lam, grid[k])
-        problem.stats.nfe_backward += counter.nfe
-        problem.stats.steps_backward += counter.steps
-        return lam, grads
 

@@ -6,35 +6,10 @@ import torch
 import torchdiffeq
 
 from ..checks import check_bool
-from ..solvers import DEFAULT_MAX_NUM_STEPS, SolveCounter, _CheckedRHS, _friendly_solver_errors, integrate
-from .problem import Problem
+from ..solve import DEFAULT_MAX_NUM_STEPS, SolveCounter, _CheckedRHS, _friendly_solver_errors, integrate
+from .problem import Problem, SensitivityAlgorithm
 
-__all__ = ["SensitivityAlgorithm", "AutogradAdjoint", "BacksolveAdjoint"]
-
-
-class SensitivityAlgorithm:
-    """Base class: a way to compute gradients through :func:`odeint`."""
-
-    name: str = ""  # short name, as used by make_sensealg and the CLI
-    uses_dense_output = False  # whether the solver must provide dense output (an adaptive Runge-Kutta method)
-    needs_parameters = True  # whether f's parameters must be known (and require grad) to differentiate the solve
-
-    def solve(self, problem: Problem, y0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Solve ``problem`` from ``y0`` at the times ``t``, so that gradients flow back this algorithm's way.
-
-        Args:
-            problem: f, its parameter leaves and the solver settings.
-            y0: the initial state.
-            t: the output times (a checked, strictly monotone 1-D tensor).
-
-        Returns:
-            The states at ``t``, shape ``(len(t), *y0.shape)``.
-        """
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
-        return f"{type(self).__name__}({fields})"
+__all__ = ["AutogradAdjoint", "BacksolveAdjoint"]
 
 
 class AutogradAdjoint(SensitivityAlgorithm):

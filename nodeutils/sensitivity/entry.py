@@ -24,11 +24,11 @@ from ..checks import (
 )
 from ..errors import InputError
 from .continuous import InterpolatingAdjoint, _ContinuousAdjoint
-from .discrete import AutogradAdjoint, BacksolveAdjoint, SensitivityAlgorithm
-from .problem import SolveStats, build_problem
+from .discrete import AutogradAdjoint, BacksolveAdjoint
+from .problem import SensitivityAlgorithm, SolveStats, build_problem
 from .quadrature import GaussAdjoint, QuadratureAdjoint
 
-__all__ = ["DEFAULT_SENSEALG", "SENSEALG_NAMES", "make_sensealg", "odeint", "relative_error", "flat_grad"]
+__all__ = ["DEFAULT_SENSEALG", "SENSEALG_NAMES", "make_sensealg", "odeint"]
 
 
 #: Short names (as used by the CLI) -> algorithm classes.
@@ -77,6 +77,9 @@ def make_sensealg(
         return name
     if name is None:
         name = "autograd"
+    elif not isinstance(name, str):
+        raise InputError(f"sensealg must be an algorithm object such as InterpolatingAdjoint(), or one of the names "
+                         f"default, {', '.join(SENSEALG_NAMES)}; got {describe(name)}")
     elif name == "default":
         name = DEFAULT_SENSEALG
     name = check_choice("sensitivity algorithm", name, SENSEALG_NAMES)
@@ -125,7 +128,8 @@ def odeint(
         method: the solver's name (``"tsit5"``, ``"dopri5"`` ...).
         rtol: relative tolerance of the adaptive step-size control.
         atol: absolute tolerance of the adaptive step-size control.
-        sensealg: how gradients are computed: an algorithm object, a short name, or ``None`` for backprop.
+        sensealg: how gradients are computed: an algorithm object, a short name (``"default"`` is the tutorial's
+            InterpolatingAdjoint), or ``None`` (odeint's default) for backprop through the solver.
         options: solver options, as torchdiffeq takes them.
         params: explicit parameters (a tensor or a dict/tuple of tensors) passed to ``func`` as its third argument.
         stats: a :class:`SolveStats` that receives the function-evaluation counts.
@@ -156,39 +160,4 @@ def odeint(
     problem = build_problem(func, params, method, float(rtol), float(atol), dict(options or {}), stats, sensealg)
     return sensealg.solve(problem, y0, t)
 
-
-def relative_error(estimate: torch.Tensor, reference: torch.Tensor) -> float:
-    """||estimate - reference|| / ||reference|| (0 when both are zero).
-
-    Args:
-        estimate: the tensor to judge.
-        reference: the tensor taken as exact, shaped like ``estimate``.
-
-    Returns:
-        The relative error, a float (||estimate|| itself when ``reference`` is all zeros).
-
-    Raises:
-        InputError: either is not a tensor, or their shapes differ.
-    """
-    if not isinstance(estimate, torch.Tensor) or not isinstance(reference, torch.Tensor):
-        raise InputError(f"estimate and reference must be tensors; got {describe(estimate)} and {describe(reference)}")
-    if estimate.shape != reference.shape:
-        raise InputError(f"estimate and reference must have the same shape (a difference would broadcast); got "
-                         f"{tuple(estimate.shape)} and {tuple(reference.shape)}")
-    denom = float(reference.norm())
-    num = float((estimate - reference).norm())
-    return num / denom if denom > 0 else num
-
-
-def flat_grad(tensors: Sequence[torch.Tensor | None], like: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Concatenate gradients into one vector (zeros where a gradient is None).
-
-    Args:
-        tensors: gradients, e.g. from ``torch.autograd.grad(..., allow_unused=True)``.
-        like: the tensors they are the gradients of, one per gradient, in the same order.
-
-    Returns:
-        A 1-D tensor of ``sum(x.numel() for x in like)`` numbers.
-    """
-    return torch.cat([(torch.zeros_like(x) if g is None else g).reshape(-1) for g, x in zip(tensors, like)])
 

@@ -1,4 +1,5 @@
-"""One ODE problem as the sensitivity algorithms see it: f(t, u, leaves), its parameter leaves, the settings."""
+"""One ODE problem as the sensitivity algorithms see it (f(t, u, leaves), its parameter leaves, the settings), and
+the interface every algorithm implements (:class:`SensitivityAlgorithm`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from torch.utils import _pytree as pytree
 
 from ..errors import InputError
 
-__all__ = ["Leaves", "RHS", "SolveStats", "Problem", "build_problem", "flatten_tensors", "unflatten_like"]
+__all__ = ["Leaves", "RHS", "SolveStats", "Problem", "SensitivityAlgorithm", "build_problem", "flatten_tensors",
+           "unflatten_like"]
 
 Leaves = tuple[torch.Tensor, ...]
 RHS = Callable[[torch.Tensor, torch.Tensor, Leaves], torch.Tensor]
@@ -24,7 +26,8 @@ class SolveStats:
 
     ``nfe_backward`` counts every evaluation of f on the backward pass: adjoint right-hand sides,
     quadrature nodes, and forward re-solves from checkpoints. ``stored_bytes`` is what the algorithm
-    itself keeps between the forward and the backward pass (dense solutions, checkpoints).
+    itself stores: the forward dense solution or checkpoints, kept between the passes, and for the quadrature
+    adjoint also the backward solve's dense solutions of lambda, made during the backward pass.
     ``backward_state_size`` is how many numbers the backward solve of nodeutils' own continuous adjoints
     integrates: lambda and the running parameter integral for the interpolating adjoint, lambda alone for the
     quadrature and Gauss adjoints (0 when no such solve ran: discrete backprop, backsolve).
@@ -69,6 +72,31 @@ class Problem:
             A function ``(t, u) -> du/dt`` that calls ``rhs(t, u, leaves)``.
         """
         return lambda t, u: self.rhs(t, u, self.leaves)
+
+
+class SensitivityAlgorithm:
+    """Base class: a way to compute gradients through :func:`odeint`."""
+
+    name: str = ""  # short name, as used by make_sensealg and the CLI
+    uses_dense_output = False  # whether the solver must provide dense output (an adaptive Runge-Kutta method)
+    needs_parameters = True  # whether f's parameters must be known (and require grad) to differentiate the solve
+
+    def solve(self, problem: Problem, y0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Solve ``problem`` from ``y0`` at the times ``t``, so that gradients flow back this algorithm's way.
+
+        Args:
+            problem: f, its parameter leaves and the solver settings.
+            y0: the initial state.
+            t: the output times (a checked, strictly monotone 1-D tensor).
+
+        Returns:
+            The states at ``t``, shape ``(len(t), *y0.shape)``.
+        """
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({fields})"
 
 
 def build_problem(func: torch.nn.Module | Callable, params: Any, method: str, rtol: float, atol: float,

@@ -4,55 +4,63 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 
 from ..checks import check_int
-from ..solvers import evaluate_polynomial, integrate
-from .continuous import ForwardRecord, _LambdaOnlyAdjoint
+from ..solve import SolveCounter, evaluate_polynomial, integrate
+from .continuous import ForwardRecord, _check_finite, _ContinuousAdjoint
 from .problem import Problem, flatten_tensors
+from .rules import gauss_legendre, kronrod15_rule
+from .vjp import make_vjp
 
-__all__ = ["kronrod15_rule", "QuadratureAdjoint", "gauss_legendre", "GaussAdjoint"]
-
-
-# Gauss-Kronrod 7-15 nodes on [-1, 1] (non-negative half) and weights (QUADPACK's qk15).
-_XGK = [0.991455371120812639206854697526329, 0.949107912342758524526189684047851,
-        0.864864423359769072789712788640926, 0.741531185599394439863864773280788,
-        0.586087235467691130294144845693013, 0.405845151377397166906606412076961,
-        0.207784955007898467600689403773245, 0.0]
-_WGK = [0.022935322010529224963732008058970, 0.063092092629978553290700663189204,
-        0.104790010322250183839876322541518, 0.140653259715525918745189590510238,
-        0.169004726639267902826583426598550, 0.190350578064785409913256402421014,
-        0.204432940075298892414161999234649, 0.209482141084727828012999174891714]
-_WG = [0.129484966168869693270611432679082, 0.279705391489276667901467771423780,
-       0.381830050505118944950369775488975, 0.417959183673469387755102040816327]
+__all__ = ["QuadratureAdjoint", "GaussAdjoint"]
 
 
-def kronrod15_rule() -> tuple[list[float], list[float], list[float]]:
-    """Nodes on [-1, 1], Kronrod-15 weights and embedded Gauss-7 weights (0 off the Gauss nodes).
+class _LambdaOnlyAdjoint(_ContinuousAdjoint):
+    """Solve lambda alone backward; the parameter integral is computed separately by quadrature."""
 
-    Returns:
-        ``(nodes, kronrod_weights, gauss_weights)``, 15 nodes in increasing order and each rule's weight per node.
-    """
-    nodes = [-x for x in _XGK[:-1]] + [0.0] + _XGK[:-1][::-1]
-    wk = _WGK[:-1] + [_WGK[-1]] + _WGK[:-1][::-1]
-    g = [0.0, _WG[0], 0.0, _WG[1], 0.0, _WG[2], 0.0]
-    wg = g + [_WG[3]] + g[::-1]
-    return nodes, wk, wg
+    def integrate_lambda(self, problem, record, grad_ys, on_interval):
+        vjp = make_vjp(self.autojacvec, problem.rhs)
+        rtol, atol = self.tolerances(problem)
+        grid, outputs, leaves = record.grid, record.outputs, problem.leaves
+        grad_at = {k: grad_ys[i] for i, k in enumerate(outputs)}
+        lam = grad_at.get(len(grid) - 1, torch.zeros_like(grad_ys[0])).clone()
+        counter = SolveCounter()
+        grads = [torch.zeros_like(p) for p in leaves]
+        for k in range(len(grid) - 2, -1, -1):
+            u_of = self.state_on(problem, record, k, counter)
+
+            def lambda_rhs(t_, lam_t, u_of=u_of):
+                a_u, _ = vjp(t_, u_of.clamped(t_).to(lam_t.dtype), lam_t, leaves, True, False)
+                return -a_u
+
+            def param_integrand(t_, lam_t, u_of=u_of):
+                counter.nfe += 1
+                tt = torch.tensor(t_, dtype=lam_t.dtype, device=lam_t.device)
+                return vjp(tt, u_of(tt).to(lam_t.dtype), lam_t, leaves, False, True)[1]
+
+            problem.stats.backward_state_size = lam.numel()
+            lams, _ = on_interval(lambda_rhs, param_integrand, lam, grid[k + 1], grid[k], rtol, atol, counter, grads)
+            lam = lams[-1] + grad_at.get(k, 0)
+            _check_finite("state lambda", lam, grid[k])
+        problem.stats.nfe_backward += counter.nfe
+        problem.stats.steps_backward += counter.steps
+        return lam, grads
 
 
 class QuadratureAdjoint(_LambdaOnlyAdjoint):
     """Solve lambda backward and keep its dense solution; then integrate lambda^T df/dp adaptively.
 
-    The integral over each interval is computed with Gauss-Kronrod 7-15 panels, bisected until the
-    Kronrod and Gauss estimates agree within the adjoint's tolerances (as QuadGK does in Julia).
+    The integral over each interval is computed with Gauss-Kronrod 7-15 panels: a panel whose Kronrod and Gauss
+    estimates agree within the adjoint's tolerances is accepted, any other is bisected (each panel is judged on
+    its own, where Julia's QuadGK splits the worst panel until the total error estimate meets the tolerance).
     Memory: the forward and the backward dense solutions.
 
     Args:
         autojacvec: how vector-Jacobian products are computed: ``"autograd"``, ``"func"`` or ``"jacobian"``.
         rtol: relative tolerance of the backward solve (``None``: the forward solve's).
         atol: absolute tolerance of the backward solve (``None``: the forward solve's).
-        max_panels: the most Gauss-Kronrod panels per interval (the bisection stops there).
+        max_panels: how many Gauss-Kronrod panels are evaluated per interval before every remaining one is accepted.
 
     Raises:
         InputError: an unknown ``autojacvec``, a tolerance that is not a positive number, or ``max_panels`` below 1.
@@ -115,20 +123,6 @@ class QuadratureAdjoint(_LambdaOnlyAdjoint):
             return lams, lam_dense
 
         return self.integrate_lambda(problem, record, grad_ys, on_interval)
-
-
-def gauss_legendre(n: int) -> tuple[list[float], list[float]]:
-    """n Gauss-Legendre nodes as fractions of [0, 1] and weights summing to 1.
-
-    Args:
-        n: the number of nodes, a positive integer.
-
-    Returns:
-        ``(fractions, weights)``, two lists of n floats, the fractions in increasing order.
-    """
-    n = check_int("n", n, minimum=1, hint="the number of Gauss-Legendre nodes, e.g. 4")
-    x, w = np.polynomial.legendre.leggauss(n)
-    return ((x + 1) / 2).tolist(), (w / 2).tolist()
 
 
 class GaussAdjoint(_LambdaOnlyAdjoint):
@@ -194,7 +188,3 @@ class GaussAdjoint(_LambdaOnlyAdjoint):
                              land_on_times=True)
 
         return self.integrate_lambda(problem, record, grad_ys, on_interval)
-
-
-# --------------------------------------------------------------------------------------------
-# Entry points

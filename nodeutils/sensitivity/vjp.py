@@ -6,8 +6,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from ..checks import VJP_CHOICES
-from ..errors import InputError
+from ..checks import check_vjp
 from .problem import RHS
 
 __all__ = ["make_vjp", "VJPFn"]
@@ -32,8 +31,7 @@ def make_vjp(kind: str, rhs: RHS) -> VJPFn:
     Raises:
         InputError: an unknown ``kind``.
     """
-    if kind not in VJP_CHOICES:
-        raise InputError(f"unknown autojacvec {kind!r}: choose one of {', '.join(VJP_CHOICES)}")
+    kind = check_vjp(kind)
 
     detached: list = [None, None]  # the latest leaves and their differentiable stand-ins, made once per leaves
 

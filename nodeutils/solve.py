@@ -1,6 +1,7 @@
 """The solve engine: :func:`integrate` runs a torchdiffeq solver, counts its work and keeps its dense output.
 
-:func:`integrate` is the one place where nodeutils runs a solver. It checks the inputs (with
+:func:`integrate` is where nodeutils runs a solver (``BacksolveAdjoint`` alone hands its solves to torchdiffeq's
+``odeint_adjoint``). It checks the inputs (with
 :mod:`nodeutils.checks.solve`), counts function evaluations, turns torchdiffeq's bare assertions into errors that
 say what to do, and can record the dense solution (every accepted step and its interpolating polynomial, a
 :class:`DenseSolution`), which the continuous adjoints of :mod:`nodeutils.sensitivity` read.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import numbers
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,12 +24,14 @@ from torchdiffeq._impl.odeint import SOLVERS
 
 from .checks import (
     adaptive_methods,
+    check_callable,
     check_method,
     check_options,
     check_precision,
     check_state,
     check_time_span,
     check_tolerances,
+    describe,
 )
 from .errors import InputError, NonFiniteStateError, StepLimitError, StepSizeUnderflowError
 
@@ -107,12 +111,9 @@ class DenseSolution:
             u(t), shaped like the solved state.
 
         Raises:
-            InputError: ``t`` lies outside the span of the accepted steps.
+            InputError: ``t`` is not one real time, or lies outside the span of the accepted steps.
         """
-        if isinstance(t, torch.Tensor) and t.numel() != 1:
-            raise InputError(f"the dense solution is evaluated at one time at a time; got a tensor of shape "
-                             f"{tuple(t.shape)}: call it once per time")
-        s = self.sign * float(t)
+        s = self.sign * _one_time(t)
         lo, hi = self.knots[0], self.knots[-1]
         slack = 1e-12 * max(abs(lo), abs(hi), hi - lo)  # the rounding of t0 + c * dt at a step's end
         if not lo - slack <= s <= hi + slack:
@@ -122,9 +123,40 @@ class DenseSolution:
                 f"t={float(t):.6g}: extrapolating a step's polynomial does not give the solution. Solve over a span "
                 "that contains t"
             )
+        return self.clamped(t)
+
+    def clamped(self, t: float | torch.Tensor) -> torch.Tensor:
+        """u(t) inside the span; beyond it, u at the nearer end of the span (never an extrapolation).
+
+        For the adjoint solves' right-hand sides: their steps stay inside the span (``land_on_times``), but the
+        solver sizes its first step by probing f once at t0 + h0, which on a short interval can lie past its end.
+        That probe only sets the first step size, so u held at the end is enough there.
+
+        Args:
+            t: a time in the caller's variable, a float or a one-element tensor.
+
+        Returns:
+            u at ``t`` moved into the span, shaped like the solved state.
+
+        Raises:
+            InputError: ``t`` is not one real time.
+        """
+        time = float(t) if isinstance(t, torch.Tensor) and t.numel() == 1 else _one_time(t)  # one call per read
+        s = min(max(self.sign * time, self.knots[0]), self.knots[-1])
         i = min(max(bisect.bisect_right(self.knots, s) - 1, 0), self.num_steps - 1)
         s0, s1 = self.knots[i], self.knots[i + 1]
         return evaluate_polynomial(self.coefficients[i], (s - s0) / (s1 - s0))
+
+
+def _one_time(t: object) -> float:
+    """``t`` as a float if it is one real time (a number or a one-element real tensor), else InputError."""
+    if isinstance(t, torch.Tensor):
+        if t.numel() != 1 or t.is_complex():
+            raise InputError(f"the dense solution is evaluated at one time at a time; got a tensor of shape "
+                             f"{tuple(t.shape)}: call it once per time")
+    elif isinstance(t, bool) or not isinstance(t, numbers.Real):
+        raise InputError(f"the dense solution is evaluated at a time, a float or a one-element tensor; got {t!r}")
+    return float(t)
 
 
 @dataclass
@@ -253,8 +285,9 @@ def integrate(
             interpolating polynomial (times in the caller's variable).
         counter: a :class:`SolveCounter` that the evaluations and steps are added to (default: a new one).
         phase: what this solve is (``"forward solve"``, ``"backward (adjoint) solve"`` ...), for the messages.
-        land_on_times: shorten the steps so that each one ends exactly on the next time of ``t``: no stage of
-            any step then looks beyond the span. The adjoint solves use it, because their right-hand side reads
+        land_on_times: shorten a step that would cross a time of ``t`` so that it ends exactly on it: no stage
+            of any step then looks beyond the span (the first-step size estimate probes f once at t0 + h0, see
+            :meth:`DenseSolution.clamped`). The adjoint solves use it, because their right-hand side reads
             a stored forward solution that exists only there.
         inputs_checked: the caller has already checked ``y0``, ``t`` (a finite, strictly monotone 1-D tensor on
             y0's device), ``method`` and ``options``, as :func:`~nodeutils.sensitivity.odeint` does once per
@@ -272,6 +305,11 @@ def integrate(
         StepLimitError: an output interval took more than ``max_num_steps`` steps.
         StepSizeUnderflowError: the step size shrank to nothing.
     """
+    check_callable("func", func, "the right-hand side f(t, y), returning a tensor shaped like y")
+    if on_step is not None:
+        check_callable("on_step", on_step, "a function on_step(t_start, t_end, coefficients), or None")
+    if counter is not None and not isinstance(counter, SolveCounter):
+        raise InputError(f"counter must be a SolveCounter() to fill in, or None; got {describe(counter)}")
     want_steps = dense or on_step is not None
     if not inputs_checked or is_compiling():  # under torch.compile: the same trace as ever
         check_state(y0)

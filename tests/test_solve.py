@@ -1,19 +1,21 @@
-"""nodeutils.solvers: the solve engine (integrate, dense output, step counting, friendly solver errors).
+"""nodeutils.solve: the solve engine (integrate, dense output, step counting, friendly solver errors).
 
 The golden step counts pin the solver's efficiency: a solver can give right answers and still waste work
 (a wrong error estimate makes it take five times the steps). The counts are deterministic (float64 problems)
 and do not depend on the CPU or the thread count. After a deliberate change to the solver, regenerate them
-with ``python tests/test_solvers.py`` and paste the printed dictionary here.
+with ``python tests/test_solve.py`` and paste the printed dictionary here.
 """
 
 import math
+import re
 
+import numpy as np
 import pytest
 import torch
 from helpers import oscillator
 
 from nodeutils.errors import InputError, NonFiniteStateError, SolverError, StepLimitError
-from nodeutils.solvers import SolveCounter, integrate
+from nodeutils.solve import SolveCounter, integrate
 
 # (problem, rtol = atol) -> (accepted steps, function evaluations, rejected steps) of a Tsit5 forward solve.
 GOLDEN_FORWARD = {
@@ -197,3 +199,21 @@ def test_dense_output_is_read_at_one_time_at_a_time():
     assert torch.equal(dense(torch.tensor(0.5, dtype=torch.float64)), dense(0.5))
     with pytest.raises(InputError, match="one time at a time"):
         dense(torch.tensor([0.1, 0.2]))
+
+
+@pytest.mark.parametrize("kwargs, fragment", [({"func": 3}, "func must be the right-hand side"),
+                                              ({"counter": "x"}, "counter must be a SolveCounter()"),
+                                              ({"on_step": 3}, "on_step must be a function")])
+def test_integrate_refuses_what_it_cannot_call(kwargs, fragment):
+    arguments = {"func": oscillator, **kwargs}
+    with pytest.raises(InputError, match=re.escape(fragment)):
+        integrate(arguments.pop("func"), torch.tensor([1.0, 0.0], dtype=torch.float64),
+                  torch.tensor([0.0, 1.0], dtype=torch.float64), **arguments)
+
+
+@pytest.mark.parametrize("t", [[0.5], None, "a", np.zeros(2)], ids=repr)
+def test_dense_output_refuses_anything_but_one_time(t):
+    _, dense = integrate(oscillator, torch.tensor([1.0, 0.0], dtype=torch.float64),
+                         torch.tensor([0.0, 1.0], dtype=torch.float64), rtol=1e-6, atol=1e-6, dense=True)
+    with pytest.raises(InputError, match="dense solution is evaluated at"):
+        dense(t)
