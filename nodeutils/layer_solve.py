@@ -67,11 +67,7 @@ class ODESettings:
                  flat_params: bool = False, options: dict | None = None) -> None:
         check_tolerances(rtol, atol)
         self.solver = solver
-        try:  # float64 from the start, so (0.0, 0.1) stays exactly 0.1
-            span = tspan if isinstance(tspan, torch.Tensor) else torch.as_tensor(tspan, dtype=torch.float64)
-        except (TypeError, ValueError, RuntimeError):
-            span = tspan  # not numbers: check_time_span says what is wrong
-        self.tspan = tuple(float(x) for x in check_time_span(span).double())
+        self.tspan = tuple(float(x) for x in check_time_span(tspan).double())  # a list is read in float64
         self.sensealg = make_sensealg(sensealg)
         check_method(solver, need_dense=self.sensealg.uses_dense_output)
         self.rtol, self.atol = float(rtol), float(atol)

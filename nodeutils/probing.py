@@ -96,12 +96,7 @@ def _checked_settings(settings: object, changes: dict[str, object]) -> dict[str,
         raise InputError(f"solver_settings cannot change {', '.join(unknown)}: it changes {', '.join(_SETTINGS)}")
     out = dict(changes)
     if "tspan" in out:
-        span = out["tspan"]
-        try:
-            span = span if isinstance(span, torch.Tensor) else torch.as_tensor(span, dtype=torch.float64)
-        except (TypeError, ValueError, RuntimeError):
-            pass  # check_time_span explains
-        out["tspan"] = tuple(float(x) for x in check_time_span(span).double())
+        out["tspan"] = tuple(float(x) for x in check_time_span(out["tspan"]).double())
     for name in ("rtol", "atol"):
         if name in out:
             out[name] = check_number(name, out[name], example="1e-3")
