@@ -50,13 +50,7 @@ class ODESettings:
     function-evaluation counts of the latest solve (and of its backward pass).
 
     Args:
-        solver: the ODE solver's name.
-        tspan: the start and end times.
-        sensealg: the sensitivity algorithm, an object or a name (``None``: backprop through the solver).
-        rtol: relative tolerance of the solve.
-        atol: absolute tolerance of the solve.
-        flat_params: whether the solver gets the parameters as one flat vector rather than a dict.
-        options: solver options, as torchdiffeq takes them.
+        solver, tspan, sensealg, rtol, atol, flat_params, options: as for :class:`~nodeutils.layers.NeuralODE`.
 
     Raises:
         InputError: a bad setting (solver, time span, tolerance, algorithm, options).

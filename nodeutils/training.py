@@ -53,9 +53,10 @@ def logitcrossentropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
             or labels.shape != logits.shape[:1] or labels.dtype != torch.long:
         raise InputError(f"logits must be (N, classes) scores and labels N int64 class indices (labels.long()); got "
                          f"{describe(logits)} and {describe(labels)}")
-    if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= logits.shape[1]):
-        raise InputError(f"labels run from {int(labels.min())} to {int(labels.max())}, outside the "
-                         f"{logits.shape[1]} classes of the logits")
+    if len(labels):
+        low, high = (int(v) for v in torch.aminmax(labels))  # one reduction, as check_labels reads the range
+        if low < 0 or high >= logits.shape[1]:
+            raise InputError(f"labels run from {low} to {high}, outside the {logits.shape[1]} classes of the logits")
     return nn.functional.cross_entropy(logits, labels)
 
 

@@ -93,13 +93,7 @@ class _ContinuousAdjoint(SensitivityAlgorithm):
     def solve(self, problem: Problem, y0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Solve as one autograd node whose backward runs this adjoint (a plain solve, no graph, in no-grad mode).
 
-        Args:
-            problem: f, its parameter leaves and the solver settings.
-            y0: the initial state.
-            t: the output times (a checked, strictly monotone 1-D tensor).
-
-        Returns:
-            The states at ``t``, shape ``(len(t), *y0.shape)``.
+        Arguments and result as for :meth:`~nodeutils.sensitivity.problem.SensitivityAlgorithm.solve`.
 
         Raises:
             InputError: a method without dense output, or ``checkpoints`` outside the open time span.
@@ -234,13 +228,7 @@ class InterpolatingAdjoint(_ContinuousAdjoint):
                  grad_ys: torch.Tensor) -> tuple[torch.Tensor, list]:
         """Integrate lambda and the running parameter integral mu together, backward over each grid interval.
 
-        Args:
-            problem: the problem solved forward.
-            record: what the forward solve kept.
-            grad_ys: dL/dy(t_i), shape ``(len(t), *y0.shape)``.
-
-        Returns:
-            ``(dL/du(t0), [dL/dp_i])``, each dL/dp_i shaped like its parameter leaf.
+        Arguments and result as for the continuous adjoints' shared ``backward``: ``(dL/du(t0), [dL/dp_i])``.
 
         Raises:
             InputError: the algorithm's own rtol and atol ask for more precision than the state's dtype holds.

@@ -26,13 +26,7 @@ class AutogradAdjoint(SensitivityAlgorithm):
     def solve(self, problem: Problem, y0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Run the solver under autograd, which records every step for the backward pass.
 
-        Args:
-            problem: f, its parameter leaves and the solver settings.
-            y0: the initial state.
-            t: the output times (a checked, strictly monotone 1-D tensor).
-
-        Returns:
-            The states at ``t``, shape ``(len(t), *y0.shape)``.
+        Arguments and result as for :meth:`~nodeutils.sensitivity.problem.SensitivityAlgorithm.solve`.
 
         Raises:
             InputError: f returns a tensor not shaped like the state, or rtol and atol are below y0's precision.
@@ -69,13 +63,7 @@ class BacksolveAdjoint(SensitivityAlgorithm):
     def solve(self, problem: Problem, y0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Solve forward without a graph; the backward pass re-solves u backward along with the adjoint.
 
-        Args:
-            problem: f, its parameter leaves and the solver settings.
-            y0: the initial state.
-            t: the output times (a checked, strictly monotone 1-D tensor).
-
-        Returns:
-            The states at ``t``, shape ``(len(t), *y0.shape)``.
+        Arguments and result as for :meth:`~nodeutils.sensitivity.problem.SensitivityAlgorithm.solve`.
 
         Raises:
             InputError: f returns a tensor not shaped like the state.

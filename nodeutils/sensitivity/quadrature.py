@@ -78,13 +78,7 @@ class QuadratureAdjoint(_LambdaOnlyAdjoint):
                  grad_ys: torch.Tensor) -> tuple[torch.Tensor, list]:
         """Solve lambda backward keeping its dense solution, then integrate lambda^T df/dp by adaptive quadrature.
 
-        Args:
-            problem: the problem solved forward.
-            record: what the forward solve kept.
-            grad_ys: dL/dy(t_i), shape ``(len(t), *y0.shape)``.
-
-        Returns:
-            ``(dL/du(t0), [dL/dp_i])``, each dL/dp_i shaped like its parameter leaf.
+        Arguments and result as for the continuous adjoints' shared ``backward``: ``(dL/du(t0), [dL/dp_i])``.
 
         Raises:
             InputError: the algorithm's own rtol and atol ask for more precision than the state's dtype holds.
@@ -159,13 +153,7 @@ class GaussAdjoint(_LambdaOnlyAdjoint):
                  grad_ys: torch.Tensor) -> tuple[torch.Tensor, list]:
         """Solve lambda backward, adding each accepted step's share of dL/dp by Gauss-Legendre quadrature.
 
-        Args:
-            problem: the problem solved forward.
-            record: what the forward solve kept.
-            grad_ys: dL/dy(t_i), shape ``(len(t), *y0.shape)``.
-
-        Returns:
-            ``(dL/du(t0), [dL/dp_i])``, each dL/dp_i shaped like its parameter leaf.
+        Arguments and result as for the continuous adjoints' shared ``backward``: ``(dL/du(t0), [dL/dp_i])``.
 
         Raises:
             InputError: the algorithm's own rtol and atol ask for more precision than the state's dtype holds.
