@@ -27,10 +27,10 @@ from torch import nn
 
 import nodeutils  # noqa: F401  (registers method="tsit5" with torchdiffeq)
 from nodeutils.data import load_mnist
+from nodeutils.evaluation import logitcrossentropy
 from nodeutils.measure import ratio, time_interleaved
 from nodeutils.models import create_model, ode_dynamics
 from nodeutils.sensitivity import AutogradAdjoint, InterpolatingAdjoint
-from nodeutils.training import logitcrossentropy
 
 try:
     import torchode

@@ -22,6 +22,7 @@ from torch import nn
 
 from nodeutils.data import load_mnist
 from nodeutils.errors import SolverError
+from nodeutils.evaluation import logitcrossentropy
 from nodeutils.formatting import format_table
 from nodeutils.measure import flat_grad, relative_error, saved_tensor_bytes, time_interleaved
 from nodeutils.models import create_model
@@ -35,7 +36,6 @@ from nodeutils.sensitivity import (
     SolveStats,
     odeint,
 )
-from nodeutils.training import logitcrossentropy
 
 #: The algorithms compared per training step of the tutorial model (notebook 03, benchmarks/sensitivity.py).
 COST_ALGORITHMS: dict[str, SensitivityAlgorithm] = {

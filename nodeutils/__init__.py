@@ -30,6 +30,7 @@ from .errors import (
     StepSizeUnderflowError,
     TrainingDivergedError,
 )
+from .evaluation import accuracy
 from .layers import (
     NeuralODE,
     NeuralODECompact,
@@ -49,7 +50,7 @@ from .sensitivity import (
     make_sensealg,
     odeint,
 )
-from .training import TrainingHistory, accuracy, train
+from .training import TrainingHistory, train
 
 __version__ = "0.1.0"
 

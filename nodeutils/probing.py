@@ -25,10 +25,10 @@ from .checks import (
     describe,
 )
 from .errors import InputError
+from .evaluation import model_device, predictions
 from .layer_solve import solve_dtype
 from .models import encode
 from .solve import SolveCounter, integrate
-from .training import model_device, predictions
 
 __all__ = [
     "solver_settings",

@@ -1,10 +1,10 @@
 """The solve engine: :func:`integrate` runs a torchdiffeq solver, counts its work and keeps its dense output.
 
 :func:`integrate` is where nodeutils runs a solver (``BacksolveAdjoint`` alone hands its solves to torchdiffeq's
-``odeint_adjoint``). It checks the inputs (with
-:mod:`nodeutils.checks.solve`), counts function evaluations, turns torchdiffeq's bare assertions into errors that
-say what to do, and can record the dense solution (every accepted step and its interpolating polynomial, a
-:class:`DenseSolution`), which the continuous adjoints of :mod:`nodeutils.sensitivity` read.
+``odeint_adjoint``). It checks the inputs (with :mod:`nodeutils.checks.methods` and :mod:`nodeutils.checks.solve`),
+counts function evaluations, turns torchdiffeq's bare assertions into errors that say what to do, and can record
+the dense solution (every accepted step and its interpolating polynomial, a :class:`DenseSolution`), which the
+continuous adjoints of :mod:`nodeutils.sensitivity` read.
 The solvers themselves are torchdiffeq's, and nodeutils' Tsit5 (:mod:`nodeutils.tsit5`).
 """
 

@@ -17,8 +17,9 @@ from torch.utils.data import DataLoader, TensorDataset
 from nodeutils.checks import check_bool, check_int, check_threads
 from nodeutils.env import default_threads
 from nodeutils.errors import InputError, NodeUtilsError, NodeUtilsWarning
+from nodeutils.evaluation import accuracy
 from nodeutils.probing import evaluate_at_tolerance
-from nodeutils.training import accuracy, train
+from nodeutils.training import train
 
 N = 24
 LABELS = torch.arange(N) % 10

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from nodeutils import env
 from nodeutils.env import default_threads, pick_device
 from nodeutils.errors import InputError
-from nodeutils.training import accuracy
+from nodeutils.evaluation import accuracy
 
 
 def test_versioninfo_without_cuda(monkeypatch, capsys):

@@ -20,11 +20,12 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from nodeutils import training
 from nodeutils.data import load_arrays, load_mnist
+from nodeutils.evaluation import accuracy
 from nodeutils.models import create_model
 from nodeutils.probing import evaluate_at_tolerance, hidden_trajectories, tolerance_grid
 from nodeutils.sensitivity import AutogradAdjoint, GaussAdjoint, SensitivityAlgorithm, SolveStats
 from nodeutils.statistics import PCA, confusion_matrix
-from nodeutils.training import accuracy, train
+from nodeutils.training import train
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import sensitivity as sensitivity_benchmark  # noqa: E402

@@ -1,4 +1,4 @@
-"""nodeutils.training: train(), its table and history, accuracy(), and the settings train() refuses."""
+"""nodeutils.training: train(), its table and history, and the settings train() refuses."""
 
 import warnings
 
@@ -11,10 +11,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from nodeutils import training
 from nodeutils.errors import InputError, NodeUtilsWarning, NonFiniteStateError, TrainingDivergedError
+from nodeutils.evaluation import accuracy
 from nodeutils.formatting import format_row
-from nodeutils.models import create_model
 from nodeutils.plots import plot_training
-from nodeutils.training import TrainingHistory, accuracy, train
+from nodeutils.training import TrainingHistory, train
 
 
 def quiet_train(*args, **kwargs):
@@ -60,17 +60,6 @@ def test_reused_loaders_give_the_same_table_for_the_same_seed(small_loaders):
     first = train(epochs=1, loaders=small_loaders, progress=False, log=None)
     second = train(epochs=1, loaders=small_loaders, progress=False, log=None)
     assert first.loss == second.loss and first.test_accuracy == second.test_accuracy
-
-
-def test_accuracy_leaves_the_model_mode_as_it_found_it(small_loaders):
-    # (what accuracy() counts is checked against a model with known predictions in test_reported_numbers.py)
-    model = create_model(seed=3)
-    model.eval()
-    assert 0 <= accuracy(model, small_loaders[1]) <= 1
-    assert model.training is False
-    model.train()
-    accuracy(model, small_loaders[1])
-    assert model.training
 
 
 def test_train_takes_numpy_and_tensor_scalars():
@@ -152,14 +141,6 @@ def test_train_huge_learning_rate_warns_before_anything_else(tiny_loaders):
 
 
 BAD_INPUTS = [
-    pytest.param(lambda: training.logitcrossentropy(torch.zeros(4, 10), torch.tensor([0, 1, 2, 10])), InputError,
-                 ("labels run from 0 to 10, outside the 10 classes",), id="label outside the classes"),
-    pytest.param(lambda: training.logitcrossentropy(torch.zeros(2, 10), torch.tensor([0, 1], dtype=torch.int32)),
-                 InputError, ("int64 class indices (labels.long())",), id="int32 labels for the loss"),
-    pytest.param(lambda: training.logitcrossentropy(torch.zeros(3, 10), torch.zeros(3)), InputError,
-                 ("labels N int64 class indices",), id="float labels for the loss"),
-    pytest.param(lambda: training.logitcrossentropy(torch.zeros(3, 10), torch.zeros(2, dtype=torch.long)),
-                 InputError, ("labels N int64 class indices",), id="labels for the loss of another length"),
     pytest.param(lambda fx: quiet_train(loaders=fx.small_loaders, epochs=0), InputError, ("epochs",), id="epochs=0"),
     pytest.param(lambda fx: quiet_train(loaders=fx.small_loaders, lr=-1.0), InputError, ("lr",), id="negative lr"),
     pytest.param(lambda fx: quiet_train(loaders=fx.tiny_loaders, batch_size=64), InputError,
@@ -175,10 +156,6 @@ BAD_INPUTS = [
                  ("epochs must be an integer, like 2 (not the float 2.0)",), id="float epochs"),
     pytest.param(lambda fx: train(loaders=fx.tiny_loaders, log="print"), InputError, ("log must be a function",),
                  id="log not callable"),
-    pytest.param(lambda fx: accuracy(fx.model, _empty_loader()), InputError, ("the loader holds no images",),
-                 id="accuracy of an empty loader"),
-    *(pytest.param(lambda fx, bad=bad: accuracy(fx.model, bad), InputError, ("loader",), id=f"accuracy of {name}")
-      for name, bad in (("images", torch.rand(4, 1, 28, 28)), ("a string", "data"), ("a number", 3), ("None", None))),
 ]
 
 

@@ -7,7 +7,8 @@ what to pass instead. Booleans are never accepted where a number is expected (``
 
 - :mod:`nodeutils.checks.values`: single values (integers, numbers, choices, callables, modules, folders);
 - :mod:`nodeutils.checks.labels`: what enters training and evaluation (batches, labels, loaders, models);
-- :mod:`nodeutils.checks.solve`: what enters an ODE solve (method, time span, tolerances, state, options, f).
+- :mod:`nodeutils.checks.methods`: the solver's name and its ``options={...}``;
+- :mod:`nodeutils.checks.solve`: the rest of what enters an ODE solve (time span, tolerances, state, f).
 """
 
 from .labels import (
@@ -19,22 +20,18 @@ from .labels import (
     check_states,
     check_states_and_labels,
 )
+from .methods import adaptive_methods, available_methods, check_method, check_options, solver_options
 from .solve import (
     MAX_FIXED_STEPS,
     VJP_CHOICES,
-    adaptive_methods,
-    available_methods,
     check_checkpoints,
     check_func,
-    check_method,
-    check_options,
     check_precision,
     check_solve_entry,
     check_state,
     check_time_span,
     check_tolerances,
     check_vjp,
-    solver_options,
 )
 from .values import (
     MAX_THREADS,
