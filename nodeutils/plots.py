@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -11,7 +12,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from .checks import check_index, check_int, describe
+from .checks import check_choice, check_index, check_int, describe
 from .errors import InputError
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ __all__ = [
     "show_digits",
     "plot_training",
     "plot_trajectories",
+    "animate_trajectories",
     "plot_confusion",
     "plot_tolerance",
     "CLASS_COLOURS",
@@ -164,6 +166,30 @@ def plot_training(history: TrainingHistory) -> Figure:
     return fig
 
 
+def _trajectory_inputs(paths: object, labels: object, times: object, explained: object
+                       ) -> tuple[np.ndarray, list[int], Sequence[float]]:
+    """``paths`` as a (time, image, 2) array, one class per image and one time per row, or an InputError."""
+    try:
+        paths = torch.as_tensor(paths).detach().cpu().numpy()
+    except (TypeError, ValueError, RuntimeError):
+        raise InputError(f"paths must be a tensor shaped (time, image, 2); got {describe(paths)}") from None
+    if paths.ndim != 3 or paths.shape[2] != 2:
+        raise InputError(f"paths must be shaped (time, image, 2); got {tuple(paths.shape)}: project the states "
+                         "to 2-D first, e.g. PCA(states[-1])(states)")
+    labels = _one_class_per_image("labels", labels, paths.shape[1])
+    if isinstance(times, torch.Tensor):
+        times = times.detach().cpu().reshape(-1).tolist()
+    if isinstance(times, (str, bytes)) or not isinstance(times, (Sequence, np.ndarray)):
+        raise InputError(f"times must be one time per row of paths (a list or 1-D tensor); got {describe(times)}")
+    if explained is not None and (isinstance(explained, (str, bytes))
+                                  or not isinstance(explained, (Sequence, np.ndarray)) or len(explained) != 2):
+        raise InputError(f"explained must be the two components' fractions of variance, e.g. pca.explained; got "
+                         f"{describe(explained)}")
+    if len(times) != len(paths):
+        raise InputError(f"times must hold one time per row of paths: got {len(times)} times for {len(paths)} rows")
+    return paths, labels, times
+
+
 def plot_trajectories(paths: torch.Tensor, labels: Sequence[int], times: Sequence[float], time_index: int = -1,
                       *, ax: Axes | None = None, title: str = "Hidden-state trajectories (PCA of the 20-D state)",
                       explained: Sequence[float] | None = None) -> Figure:
@@ -184,24 +210,7 @@ def plot_trajectories(paths: torch.Tensor, labels: Sequence[int], times: Sequenc
     Raises:
         InputError: mis-shaped ``paths``, a label or time count that does not match, or ``time_index`` out of range.
     """
-    try:
-        paths = torch.as_tensor(paths).detach().cpu().numpy()
-    except (TypeError, ValueError, RuntimeError):
-        raise InputError(f"paths must be a tensor shaped (time, image, 2); got {describe(paths)}") from None
-    if paths.ndim != 3 or paths.shape[2] != 2:
-        raise InputError(f"paths must be shaped (time, image, 2); got {tuple(paths.shape)}: project the states "
-                         "to 2-D first, e.g. PCA(states[-1])(states)")
-    labels = _one_class_per_image("labels", labels, paths.shape[1])
-    if isinstance(times, torch.Tensor):
-        times = times.detach().cpu().reshape(-1).tolist()
-    if isinstance(times, (str, bytes)) or not isinstance(times, (Sequence, np.ndarray)):
-        raise InputError(f"times must be one time per row of paths (a list or 1-D tensor); got {describe(times)}")
-    if explained is not None and (isinstance(explained, (str, bytes))
-                                  or not isinstance(explained, (Sequence, np.ndarray)) or len(explained) != 2):
-        raise InputError(f"explained must be the two components' fractions of variance, e.g. pca.explained; got "
-                         f"{describe(explained)}")
-    if len(times) != len(paths):
-        raise InputError(f"times must hold one time per row of paths: got {len(times)} times for {len(paths)} rows")
+    paths, labels, times = _trajectory_inputs(paths, labels, times, explained)
     time_index = check_index("time_index", time_index, len(times), "times")
     created = ax is None
     fig = plt.figure(figsize=(6.4, 5.2)) if created else ax.figure
@@ -221,6 +230,70 @@ def plot_trajectories(paths: torch.Tensor, labels: Sequence[int], times: Sequenc
     if created:
         fig.tight_layout()
     return fig
+
+
+def animate_trajectories(paths: torch.Tensor, labels: Sequence[int], times: Sequence[float], *,
+                         explained: Sequence[float] | None = None, dpi: int = 80, interval_ms: int = 250,
+                         frame_format: str = "jpeg") -> str:
+    """:func:`plot_trajectories` at every time, as frames with a scrubber and play buttons (HTML and JavaScript).
+
+    The frames are drawn by matplotlib's ``Animation.to_jshtml``, so a page without a kernel can move through
+    time as a slider does. JPEG frames at 80 dpi keep 21 frames near 1 MB; PNG frames are about three times larger.
+
+    Args:
+        paths: projected states shaped (time, image, 2), as for :func:`plot_trajectories`.
+        labels: one class per image.
+        times: one time per row of ``paths``; one frame each.
+        explained: fractions of variance of the two components, shown in the axis labels.
+        dpi: the frames' resolution, at least 20.
+        interval_ms: milliseconds per frame when playing, at least 1.
+        frame_format: ``"jpeg"`` or ``"png"``.
+
+    Returns:
+        Self-contained HTML (no network needed), e.g. for ``IPython.display.HTML``.
+
+    Raises:
+        InputError: inputs :func:`plot_trajectories` refuses, or a bad ``frame_format``, ``dpi`` or ``interval_ms``.
+    """
+    from matplotlib import rc_context
+    from matplotlib.animation import FuncAnimation
+
+    paths, labels, times = _trajectory_inputs(paths, labels, times, explained)
+    frame_format = check_choice("frame_format", frame_format, ("jpeg", "png"))
+    dpi = check_int("dpi", dpi, minimum=20)
+    interval_ms = check_int("interval_ms", interval_ms, minimum=1)
+    with plt.ioff():
+        fig = plt.figure(figsize=(6.4, 5.2), dpi=dpi)
+
+        def draw(index: int) -> list:
+            fig.clear()
+            plot_trajectories(paths, labels, times, index, ax=fig.add_subplot(), explained=explained)
+            fig.tight_layout()
+            return []
+
+        animation = FuncAnimation(fig, draw, frames=len(times), interval=interval_ms, blit=False)
+        try:
+            with rc_context({"animation.frame_format": frame_format}):
+                html = animation.to_jshtml(default_mode="once")
+        finally:
+            plt.close(fig)
+    return _offline_buttons(html)
+
+
+# matplotlib's player draws its buttons with Font Awesome icons from a CDN; text symbols need no network.
+_BUTTON_SYMBOLS = {
+    "fa fa-minus": "&minus;", "fa fa-fast-backward": "|&#x25C0;&#x25C0;", "fa fa-step-backward": "|&#x25C0;",
+    "fa fa-play fa-flip-horizontal": "&#x25C0;", "fa fa-pause": "&#x2016;", "fa fa-play": "&#x25B6;",
+    "fa fa-step-forward": "&#x25B6;|", "fa fa-fast-forward": "&#x25B6;&#x25B6;|", "fa fa-plus": "+",
+}
+
+
+def _offline_buttons(html: str) -> str:
+    """``to_jshtml`` output without its remote stylesheet, each icon replaced by a text symbol."""
+    html = re.sub(r'<link rel="stylesheet"\s+href="https://[^"]*font-awesome[^"]*">', "", html)
+    for icon, symbol in _BUTTON_SYMBOLS.items():
+        html = html.replace(f'<i class="{icon}"></i>', symbol)
+    return html
 
 
 def plot_confusion(matrix: torch.Tensor, *, title: str = "Confusion matrix (test set)") -> Figure:

@@ -10,7 +10,6 @@ set the environment variable ``NODEUTILS_STATIC_VIEWS=1`` there (``=0`` forces w
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -24,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from .checks import check_int, check_model, check_number
 from .errors import InputError
-from .plots import plot_tolerance, plot_trajectories
+from .plots import animate_trajectories, plot_tolerance, plot_trajectories
 from .probing import ToleranceResult, Trajectories, evaluate_at_tolerance, tolerance_grid
 from .statistics import PCA
 
@@ -199,9 +198,7 @@ class TrajectoryExplorer(_Explorer):
     def animation_html(self, *, dpi: int = 80, interval_ms: int = 250, frame_format: str = "jpeg") -> str:
         """The time slider without a kernel: every time step pre-rendered as a frame, with a scrubber (HTML+JS).
 
-        The frames are the static figure at each time step (matplotlib's ``Animation.to_jshtml``), so a static
-        page can move through time as the slider does in JupyterLab. JPEG frames at 80 dpi keep the 21 frames of
-        the notebook's trajectories near 1 MB; PNG frames are about three times larger.
+        The frames are the static figure at each time step, drawn by :func:`~nodeutils.plots.animate_trajectories`.
 
         Args:
             dpi: the frames' resolution, at least 20.
@@ -214,49 +211,10 @@ class TrajectoryExplorer(_Explorer):
         Raises:
             InputError: a bad ``frame_format``, ``dpi`` or ``interval_ms``.
         """
-        from matplotlib import rc_context
-        from matplotlib.animation import FuncAnimation
-
-        if frame_format not in ("jpeg", "png"):
-            raise InputError(f"frame_format must be 'jpeg' or 'png'; got {frame_format!r}")
-
-        dpi = check_int("dpi", dpi, minimum=20)
-        interval_ms = check_int("interval_ms", interval_ms, minimum=1)
         shown = self.shown
-        paths, labels = self.paths[:, shown], self.trajectories.labels[shown]
-        times = self.trajectories.times.tolist()
-        with plt.ioff():
-            fig = plt.figure(figsize=(6.4, 5.2), dpi=dpi)
-
-            def draw(index: int) -> list:
-                fig.clear()
-                plot_trajectories(paths, labels, times, index, ax=fig.add_subplot(), explained=self.pca.explained)
-                fig.tight_layout()
-                return []
-
-            animation = FuncAnimation(fig, draw, frames=len(times), interval=interval_ms, blit=False)
-            try:
-                with rc_context({"animation.frame_format": frame_format}):
-                    html = animation.to_jshtml(default_mode="once")
-            finally:
-                plt.close(fig)
-        return _offline_buttons(html)
-
-
-# matplotlib's player draws its buttons with Font Awesome icons from a CDN; text symbols need no network.
-_BUTTON_SYMBOLS = {
-    "fa fa-minus": "&minus;", "fa fa-fast-backward": "|&#x25C0;&#x25C0;", "fa fa-step-backward": "|&#x25C0;",
-    "fa fa-play fa-flip-horizontal": "&#x25C0;", "fa fa-pause": "&#x2016;", "fa fa-play": "&#x25B6;",
-    "fa fa-step-forward": "&#x25B6;|", "fa fa-fast-forward": "&#x25B6;&#x25B6;|", "fa fa-plus": "+",
-}
-
-
-def _offline_buttons(html: str) -> str:
-    """``to_jshtml`` output without its remote stylesheet, each icon replaced by a text symbol."""
-    html = re.sub(r'<link rel="stylesheet"\s+href="https://[^"]*font-awesome[^"]*">', "", html)
-    for icon, symbol in _BUTTON_SYMBOLS.items():
-        html = html.replace(f'<i class="{icon}"></i>', symbol)
-    return html
+        return animate_trajectories(self.paths[:, shown], self.trajectories.labels[shown],
+                                    self.trajectories.times.tolist(), explained=self.pca.explained, dpi=dpi,
+                                    interval_ms=interval_ms, frame_format=frame_format)
 
 
 class ToleranceExplorer(_Explorer):

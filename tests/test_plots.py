@@ -1,12 +1,21 @@
 """nodeutils.plots: digit grids, training curves, trajectories and confusion matrices, drawn headlessly."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
 from helpers import assert_refused
 
 from nodeutils.errors import InputError
-from nodeutils.plots import plot_confusion, plot_tolerance, plot_training, plot_trajectories, show_digits
+from nodeutils.plots import (
+    animate_trajectories,
+    plot_confusion,
+    plot_tolerance,
+    plot_training,
+    plot_trajectories,
+    show_digits,
+)
 from nodeutils.statistics import confusion_matrix
 
 pytestmark = pytest.mark.usefixtures("close_figures")
@@ -63,7 +72,20 @@ def test_confusion_plot_names_its_axes():
     assert fig.axes[0].get_xlabel() == "predicted digit" and fig.axes[0].get_ylabel() == "true digit"
 
 
+def test_animate_trajectories_draws_one_frame_per_time_and_needs_no_network():
+    html = animate_trajectories(PATHS, [1, 2, 3], TIMES, dpi=20, frame_format="png")
+    frames = re.findall(r'frames\[(\d+)\] = "data:image/png;base64,', html)
+    assert [int(i) for i in frames] == list(range(len(TIMES)))
+    assert "https://" not in html and 'class="fa' not in html
+
+
 BAD_INPUTS = [
+    pytest.param(lambda: animate_trajectories(PATHS, [1, 2, 3], TIMES, frame_format="gif"), InputError,
+                 ("unknown frame_format 'gif'", "jpeg, png"), id="animation as gif"),
+    pytest.param(lambda: animate_trajectories(PATHS, [1, 2], TIMES), InputError,
+                 ("labels must hold one class number per image",), id="animation with a label missing"),
+    pytest.param(lambda: animate_trajectories(PATHS, [1, 2, 3], TIMES, dpi=5), InputError, ("dpi",),
+                 id="animation at 5 dpi"),
     pytest.param(lambda: plot_trajectories(torch.zeros(3, 2, 2), [10, 1], [0.0, 0.5, 1.0]), InputError,
                  ("labels must hold digits 0 to 9", "got 10"), id="label 10"),
     pytest.param(lambda: plot_trajectories(torch.zeros(3, 2, 2), [-1, 1], [0.0, 0.5, 1.0]), InputError,
