@@ -16,10 +16,13 @@ from nodeutils.exercises import (
     Exercise,
     NotYet,
     ____,
+    all_close,
+    as_number,
     exercises_of,
     names_placeholder,
     same_values,
     shape_problem,
+    tensors_like,
 )
 
 PREFIX = "Exercise 3 · doubling a tensor: "
@@ -228,6 +231,27 @@ def test_correct_and_not_yet_verdicts(exercise, capsys):
 def test_a_wrong_type_or_shape_gets_its_own_hint(exercise, answer, phrase):
     verdict = exercise.verdict(answer)
     assert verdict.startswith(PREFIX + "not yet. double(x) ") and phrase in verdict
+
+
+def test_as_number_reads_numbers_and_one_element_tensors_only():
+    assert as_number(3) == 3.0 and as_number(2.5) == 2.5
+    assert as_number(torch.tensor(1.5)) == 1.5 and as_number(torch.tensor([[4.0]])) == 4.0
+    assert as_number(True) is None and as_number(torch.ones(2)) is None and as_number("1") is None
+
+
+def test_tensors_like_names_the_wrong_kind_count_and_shape():
+    like = [torch.zeros(2, 3), torch.zeros(3)]
+    assert isinstance(tensors_like((torch.ones(2, 3), torch.ones(3)), like, "mu"), list)
+    assert "one tensor per parameter (2 here" in tensors_like(torch.ones(3), like, "mu").message
+    assert "has 1 entries, but f has 2 parameters" in tensors_like([torch.ones(2, 3)], like, "mu").message
+    assert "mu[1]" in tensors_like([torch.ones(2, 3), torch.ones(1, 3)], like, "mu").message
+
+
+def test_all_close_is_relative_to_each_expected_tensor_and_never_broadcasts():
+    big, small = torch.tensor([1e6, 1.0]), torch.tensor([1e-6, 0.0])
+    assert all_close([big + 0.05, small], [big, small])  # 5e-8 of the largest entry
+    assert not all_close([big + 1.0, small], [big, small])
+    assert not all_close([torch.tensor([1e6]), small], [big, small])
 
 
 def test_same_values_never_broadcasts():

@@ -42,11 +42,15 @@ from .verdicts import (
     _describe_error,
     _isolated_random_state,
     _placeholder_involved,
+    all_close,
+    as_number,
     same_values,
     shape_problem,
+    tensors_like,
 )
 
-__all__ = ["____", "Correct", "Exercise", "NotYet", "exercises_of", "names_placeholder", "same_values", "shape_problem"]
+__all__ = ["____", "Correct", "Exercise", "NotYet", "all_close", "as_number", "exercises_of", "names_placeholder",
+           "same_values", "shape_problem", "tensors_like"]
 
 
 _EXPECTS = ("function", "class", "value")

@@ -22,7 +22,7 @@ import torch
 import torchdiffeq
 from torch import nn
 
-from . import Correct, Exercise, NotYet, same_values, shape_problem
+from . import Correct, Exercise, NotYet, all_close, as_number, same_values, shape_problem, tensors_like
 
 __all__ = ["euler_backprop", "augmented_rhs", "seminorm"]
 
@@ -75,26 +75,6 @@ def _products(f: Callable, params: Sequence[torch.Tensor], u: torch.Tensor, lam:
         du = f(*args, u)
         grads = torch.autograd.grad(du, (u, *params), lam, allow_unused=True)
     return du.detach(), grads[0], [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads[1:])]
-
-
-def _tensors(value: Any, like: Sequence[torch.Tensor], what: str) -> list[torch.Tensor] | NotYet:
-    """``value`` as a list of tensors shaped like ``like``, or a NotYet saying what is wrong with it."""
-    if isinstance(value, torch.Tensor) or not isinstance(value, (list, tuple)):
-        return NotYet(f"{what} should be a list with one tensor per parameter ({len(like)} here, shaped "
-                      f"{', '.join(str(tuple(p.shape)) for p in like)}); got {type(value).__name__}.")
-    if len(value) != len(like):
-        return NotYet(f"{what} has {len(value)} entries, but f has {len(like)} parameters: one gradient per "
-                      "parameter, in the order of params.")
-    for i, (v, p) in enumerate(zip(value, like)):
-        if (problem := shape_problem(v, p, what=f"{what}[{i}]")) is not None:
-            return problem
-    return list(value)
-
-
-def _close(values: Sequence[torch.Tensor], expected: Sequence[torch.Tensor], rtol: float = 1e-7) -> bool:
-    """Whether every tensor of ``values`` matches its counterpart in ``expected`` (relative to the largest entry)."""
-    return all(same_values(v, e, rtol=rtol, atol=rtol * float(e.detach().abs().max()) + 1e-14)
-               for v, e in zip(values, expected))
 
 
 def _requires_grad_error(error: RuntimeError) -> NotYet | None:
@@ -159,10 +139,10 @@ def _judge_euler_backprop(answer: Callable) -> Correct | NotYet:
         lam, mu = result
         if (problem := shape_problem(lam, lam_ref, what="the lam you returned")) is not None:
             return problem
-        mu = _tensors(mu, params, "the mu you returned")
+        mu = tensors_like(mu, params, "the mu you returned")
         if isinstance(mu, NotYet):
             return mu
-        lam_ok, mu_ok = _close([lam], [lam_ref]), _close(mu, mu_ref)
+        lam_ok, mu_ok = all_close([lam], [lam_ref]), all_close(mu, mu_ref)
         if lam_ok and mu_ok:
             continue
         if same_values(lam, w):
@@ -187,7 +167,7 @@ def _judge_euler_backprop(answer: Callable) -> Correct | NotYet:
         )
         for mistake, hint in mistakes:
             lam_wrong, mu_wrong = _euler_variant(f, params, states, h, w, **mistake)
-            if _close([lam], [lam_wrong]) and _close(mu, mu_wrong):
+            if all_close([lam], [lam_wrong]) and all_close(mu, mu_wrong):
                 return NotYet(hint)
         if lam_ok:
             return NotYet("lam is right, mu is not. Each step k adds h * (lambda_{k+1}^T df/dtheta at u_k) to mu, "
@@ -300,11 +280,11 @@ def _judge_augmented_rhs(answer: Callable) -> Correct | NotYet:
         return problem
     if (problem := shape_problem(dlam, dlam_ref, what="dlambda/dt")) is not None:
         return problem
-    dmu = _tensors(dmu, params, "dmu/dt")
+    dmu = tensors_like(dmu, params, "dmu/dt")
     if isinstance(dmu, NotYet):
         return dmu
-    if not _close([du], [du_ref]):
-        if _close([du], [-du_ref]):
+    if not all_close([du], [du_ref]):
+        if all_close([du], [-du_ref]):
             return NotYet("du/dt is -f. u's equation stays the forward ODE, du/dt = f(t, u): the solver runs it "
                           "backward because the time span goes from T to 0, not because of a sign.")
         return NotYet("du/dt should be the dynamics themselves, f(t, u), evaluated at the u you were given.")
@@ -323,14 +303,14 @@ def _judge_augmented_rhs(answer: Callable) -> Correct | NotYet:
                        "row vector times the Jacobian: torch.autograd.grad(f(t, u), u, lam) computes exactly "
                        "that."),
     )
-    if not _close([dlam], [dlam_ref]):
+    if not all_close([dlam], [dlam_ref]):
         for wrong, hint in lam_mistakes:
-            if _close([dlam], [wrong]):
+            if all_close([dlam], [wrong]):
                 return NotYet(hint)
         return NotYet("dlambda/dt is not -lam^T df/du - u. Get lam^T df/du from torch.autograd.grad(f(t, u), u, "
                       "lam), with u a leaf that requires grad, and the running loss's gradient dl/du = u.")
-    if not _close(dmu, dmu_ref):
-        if _close(dmu, lam_fp):
+    if not all_close(dmu, dmu_ref):
+        if all_close(dmu, lam_fp):
             return NotYet("dmu/dt has the wrong sign: mu(t) is the integral from t to T, so dmu/dt = "
                           "-lam^T df/dtheta (one tensor per parameter).")
         return NotYet("dmu/dt should be -lam^T df/dtheta, one tensor per parameter in params' order (the "
@@ -340,7 +320,7 @@ def _judge_augmented_rhs(answer: Callable) -> Correct | NotYet:
     u0, w = _states(11, 4, 3)
     lam0, mu0 = _backsolve_with(answer, solver, u0, 1.0, w, 1e-10)
     lam_ref, mu_ref = _running_loss_gradient(solver, u0, 1.0, w, 1e-10)
-    if not _close([lam0, *mu0], [lam_ref, *mu_ref], rtol=1e-6):
+    if not all_close([lam0, *mu0], [lam_ref, *mu_ref], rtol=1e-6):
         return NotYet("Your right-hand side is right at the point tested, but backsolve with it does not "
                       "reproduce discrete backprop: make sure it uses the t, u and lam it is given on every call "
                       "(no state kept between calls).")
@@ -383,13 +363,6 @@ def _plain_rhs(f: Callable, params: list, t: torch.Tensor, u: torch.Tensor, lam:
     return du, -lam_fu, [-g for g in lam_fp]
 
 
-def _as_float(value: Any) -> float | None:
-    """A one-element tensor's value, else None."""
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        return float(value.detach())
-    return None
-
-
 def _judge_seminorm_value(answer: Callable, state: tuple) -> NotYet | None:
     """A hint when ``answer(state)`` is not max(rms(u), rms(lam)), else None."""
     u, lam = state[0], state[1]
@@ -397,7 +370,7 @@ def _judge_seminorm_value(answer: Callable, state: tuple) -> NotYet | None:
     if isinstance(returned, (int, float)) and not isinstance(returned, bool):
         return NotYet("seminorm returned a Python number; the solver needs a tensor (it calls .abs() on the "
                       "result): combine the two sizes with torch.max(a, b) instead of max() and float().")
-    value = _as_float(returned)
+    value = as_number(returned)
     if value is None:
         return NotYet("seminorm should return one number (a 0-dimensional tensor), the size of the state's error: "
                       "the larger of the root-mean-square values of u and lam.")

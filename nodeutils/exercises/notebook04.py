@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
 
 import torch
 
 from ..solve import SolveCounter, integrate
-from . import Correct, Exercise, NotYet, same_values, shape_problem
+from . import Correct, Exercise, NotYet, as_number, same_values, shape_problem
 
 __all__ = ["spread", "first_step", "decoder_of_start"]
 
@@ -66,17 +65,6 @@ def _spread_parts(states: torch.Tensor, labels: torch.Tensor) -> dict[str, float
     }
 
 
-def _as_number(value: Any) -> float | None:
-    """``value`` as a float if it is a number or a one-element tensor, else ``None``."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        return float(value.detach().reshape(()))
-    return None
-
-
 def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-12)
 
@@ -100,7 +88,7 @@ def _judge_spread(answer: Callable) -> Correct | NotYet:
     """Run ``answer(states, labels)`` on two seeded sets (one with absent digits); name a known mistake."""
     for index, (states, labels) in enumerate(_spread_cases()):
         result = answer(states.clone(), labels.clone())
-        value = _as_number(result)
+        value = as_number(result)
         if value is None:
             if isinstance(result, torch.Tensor):
                 return NotYet(f"spread(states, labels) returned a tensor of shape {tuple(result.shape)}; the class "
@@ -227,7 +215,7 @@ def _judge_first_step(answer: Callable) -> Correct | NotYet:
     results = []
     for rtol, atol, solved in _solved_first_steps():
         result = answer(f, start.clone(), rtol, atol)
-        value = _as_number(result)
+        value = as_number(result)
         if value is None:
             return NotYet(f"first_step(f, u0, {rtol:g}, {atol:g}) returned {type(result).__name__}: return the step "
                           "length as a number, e.g. float(min(100 * h0, h1)).")

@@ -9,7 +9,7 @@ import random
 import re
 import sysconfig
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +21,7 @@ from ..checks import describe
 from ..errors import InputError
 from .placeholder import _PlaceholderError, _refuse_placeholder
 
-__all__ = ["Correct", "NotYet", "same_values", "shape_problem"]
+__all__ = ["Correct", "NotYet", "same_values", "shape_problem", "as_number", "tensors_like", "all_close"]
 
 _MESSAGE_LIMIT = 200  # characters of an exception's message shown in a verdict
 
@@ -114,6 +114,62 @@ def same_values(value: Any, expected: torch.Tensor, *, rtol: float = 1e-6, atol:
         return False
     value = value.detach().to(device=expected.device, dtype=torch.promote_types(value.dtype, expected.dtype))
     return bool(torch.allclose(value, expected.to(value.dtype), rtol=rtol, atol=atol))
+
+
+def as_number(value: Any) -> float | None:
+    """What the learner returned as one number: a Python int or float, or a tensor of one element.
+
+    Args:
+        value: What the learner's code returned.
+
+    Returns:
+        The number as a ``float``, or ``None`` for anything else (a bool, a longer tensor, a string ...).
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return float(value.detach().reshape(()))
+    return None
+
+
+def tensors_like(value: Any, like: Sequence[torch.Tensor], what: str) -> list[torch.Tensor] | NotYet:
+    """``value`` as a list of tensors shaped like ``like`` (one per parameter), or a verdict saying what is wrong.
+
+    Args:
+        value: What the learner's code returned.
+        like: The tensors it should match one by one, in order (e.g. the parameters).
+        what: How the hint names the value, e.g. ``"the mu you returned"``.
+
+    Returns:
+        ``value`` as a list, or a :class:`NotYet` naming the wrong kind, count or shape.
+    """
+    if isinstance(value, torch.Tensor) or not isinstance(value, (list, tuple)):
+        return NotYet(f"{what} should be a list with one tensor per parameter ({len(like)} here, shaped "
+                      f"{', '.join(str(tuple(p.shape)) for p in like)}); got {type(value).__name__}.")
+    if len(value) != len(like):
+        return NotYet(f"{what} has {len(value)} entries, but f has {len(like)} parameters: one gradient per "
+                      "parameter, in the order of params.")
+    for i, (v, p) in enumerate(zip(value, like)):
+        if (problem := shape_problem(v, p, what=f"{what}[{i}]")) is not None:
+            return problem
+    return list(value)
+
+
+def all_close(values: Sequence[torch.Tensor], expected: Sequence[torch.Tensor], rtol: float = 1e-7) -> bool:
+    """Whether every tensor of ``values`` matches its counterpart in ``expected``, relative to that one's largest entry.
+
+    Args:
+        values: The learner's tensors, already checked by :func:`tensors_like` or :func:`shape_problem`.
+        expected: The reference tensors, as many.
+        rtol: The tolerance, relative to the largest magnitude in each expected tensor.
+
+    Returns:
+        ``True`` if each pair agrees by :func:`same_values` at that tolerance.
+    """
+    return all(same_values(v, e, rtol=rtol, atol=rtol * float(e.detach().abs().max()) + 1e-14)
+               for v, e in zip(values, expected))
 
 
 def _kind(value: Any) -> str:
