@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from .checks import check_call_signature, check_module, check_state, describe
+from .checks import check_call_signature, check_keywords, check_module, check_state, describe
 from .errors import InputError
 from .layer_solve import ODESettings, solve_dtype
 from .sensitivity import SensitivityAlgorithm, SolveStats
@@ -363,8 +363,5 @@ def make_ode_layer(layer: str, model: nn.Module, **kwargs: Any) -> nn.Module:
     if not isinstance(layer, str) or layer not in LAYERS:
         raise InputError(f"unknown layer {layer!r}: choose one of {', '.join(LAYERS)}")
     settings = ("solver", "tspan", "sensealg", "rtol", "atol", "flat_params", "options")
-    unknown = sorted(set(kwargs) - set(settings))
-    if unknown:
-        raise InputError(f"make_ode_layer does not take {', '.join(unknown)}: the layers' settings are "
-                         f"{', '.join(settings)}")
+    check_keywords("make_ode_layer", kwargs, settings, accepts=f"the layers' settings are {', '.join(settings)}")
     return LAYERS[layer](model, **kwargs)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.compiler import is_compiling
 
-from .checks import check_bool, check_choice, check_int, check_model
+from .checks import check_bool, check_choice, check_int, check_keywords, check_model
 from .env import pick_device
 from .errors import InputError
 from .initialisation import INITIALISATIONS, lux_init_
@@ -157,10 +157,9 @@ def create_model(
     if ode_dtype not in (torch.float32, torch.float64):
         raise InputError(f"ode_dtype must be torch.float64 (the default) or torch.float32 (the tutorial's Float32); "
                          f"got {ode_dtype!r}")
-    unknown = sorted(set(layer_kwargs) - {"options"})
-    if unknown:
-        raise InputError(f"create_model does not take {', '.join(unknown)}: it accepts layer, device, "
-                         "structured_params, sensealg, seed, solver, rtol, atol, tspan, init, ode_dtype and options")
+    check_keywords("create_model", layer_kwargs, ("options",),
+                   accepts="it accepts layer, device, structured_params, sensealg, seed, solver, rtol, atol, tspan, "
+                           "init, ode_dtype and options")
     device = pick_device(device)
     sensealg = make_sensealg(sensealg)
     torch.manual_seed(seed)

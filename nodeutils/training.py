@@ -21,6 +21,7 @@ from .checks import (
     check_bool,
     check_call_signature,
     check_int,
+    check_keywords,
     check_labels,
     check_loader_pair,
     check_number,
@@ -139,18 +140,6 @@ _TRAIN_FIXES["optimiser"] = _TRAIN_FIXES["optimizer"]
 _TRAIN_FIXES["loss_fn"] = _TRAIN_FIXES["loss"]
 
 
-def _check_model_kwargs(model_kwargs: dict[str, Any]) -> None:
-    """Refuse keyword arguments that neither train nor create_model takes, in train's words."""
-    unknown = sorted(set(model_kwargs) - set(MODEL_SETTINGS))
-    if not unknown:
-        return
-    fixes = [_TRAIN_FIXES[name] for name in unknown if name in _TRAIN_FIXES]
-    fix = "; ".join(fixes) if fixes else (
-        "it accepts layer, device, epochs, batch_size, lr, sensealg, vjp, structured_params, seed, subset, source, "
-        "root, loaders, progress, log and create_model's " + ", ".join(MODEL_SETTINGS))
-    raise InputError(f"train does not take {', '.join(unknown)}: {fix}")
-
-
 def train(
     layer: str = "class",
     *,
@@ -218,7 +207,10 @@ def train(
     progress = check_bool("progress", progress)
     if log is not None:
         check_call_signature("log", log, 1, "a function taking one line of text, such as print, or None")
-    _check_model_kwargs(model_kwargs)
+    check_keywords("train", model_kwargs, MODEL_SETTINGS, fixes=_TRAIN_FIXES,
+                   accepts="it accepts layer, device, epochs, batch_size, lr, sensealg, vjp, structured_params, seed, "
+                           "subset, source, root, loaders, progress, log and create_model's "
+                           + ", ".join(MODEL_SETTINGS))
     if loaders is not None:
         given = [f"{name}={value!r}" for name, value, default in (
             ("batch_size", batch_size, 128), ("subset", subset, "auto"), ("source", source, "embedded"),

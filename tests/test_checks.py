@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from nodeutils.checks import check_bool, check_int, check_threads
+from nodeutils.checks import check_bool, check_int, check_keywords, check_threads
 from nodeutils.env import default_threads
 from nodeutils.errors import InputError, NodeUtilsError, NodeUtilsWarning
 from nodeutils.evaluation import accuracy
@@ -211,3 +211,15 @@ def test_property_accuracy_and_train_refuse_or_are_right(model, seed):
             trained = history.model
             assert 0 <= history.train_accuracy[0] <= 100
             assert history.train_accuracy[0] == pytest.approx(100 * reference_accuracy(trained, x, meant))
+
+
+def test_check_keywords_names_the_unknown_ones_and_gives_advice_where_there_is_some():
+    check_keywords("f", {"a": 1}, ("a", "b"))  # nothing unknown: nothing raised
+    with pytest.raises(InputError, match=r"^f does not take c, d: it accepts a, b$"):
+        check_keywords("f", {"d": 1, "c": 2, "a": 3}, ("a", "b"))
+    with pytest.raises(InputError, match=r"^f does not take c: use a=$"):
+        check_keywords("f", ["c"], ("a",), fixes={"c": "use a="}, accepts="it accepts a")
+    with pytest.raises(InputError, match=r"^f does not take c: it accepts a$"):
+        check_keywords("f", ["c"], ("a",), fixes={"x": "unused"}, accepts="it accepts a")
+    with pytest.raises(InputError, match="it accepts no settings"):
+        check_keywords("f", ["c"], ())

@@ -8,7 +8,7 @@ import numbers
 import os
 import sys
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +196,29 @@ def check_callable(name: str, value: Any, what: str) -> Any:
     if not callable(value):
         raise InputError(f"{name} must be {what}; got {describe(value)}")
     return value
+
+
+def check_keywords(function: str, given: Iterable[str], accepted: Sequence[str], *,
+                   fixes: Mapping[str, str] | None = None, accepts: str | None = None) -> None:
+    """Refuse keyword arguments ``function`` does not take, naming them and what it takes instead.
+
+    Args:
+        function: the function's name as the learner called it, e.g. ``"train"``.
+        given: the names of the keyword arguments received (e.g. a ``**kwargs`` dict).
+        accepted: the names it takes.
+        fixes: advice for names a learner is likely to try (``{"optimizer": "train uses Adam ..."}``); each
+            unknown name with advice gets it instead of the list of accepted names.
+        accepts: the list of what it takes, in words (``None``: ``"it accepts "`` and the names of ``accepted``).
+
+    Raises:
+        InputError: a name of ``given`` is not in ``accepted``.
+    """
+    unknown = sorted(str(name) for name in given if name not in accepted)
+    if not unknown:
+        return
+    advice = [fixes[name] for name in unknown if fixes and name in fixes]
+    fix = "; ".join(advice) if advice else (accepts or f"it accepts {', '.join(accepted) or 'no settings'}")
+    raise InputError(f"{function} does not take {', '.join(unknown)}: {fix}")
 
 
 def check_call_signature(name: str, value: Any, n_args: int, what: str) -> Any:

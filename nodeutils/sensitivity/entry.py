@@ -12,6 +12,7 @@ from torch.compiler import is_compiling
 from ..checks import (
     check_choice,
     check_func,
+    check_keywords,
     check_method,
     check_options,
     check_precision,
@@ -93,10 +94,7 @@ def make_sensealg(
     if continuous:
         kwargs = {"autojacvec": vjp or "autograd", **kwargs}
     accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-    unknown = sorted(k for k in kwargs if k not in accepted)
-    if unknown:
-        raise InputError(f"{cls.__name__} does not take {', '.join(unknown)}: it accepts "
-                         f"{', '.join(accepted) or 'no settings'}")
+    check_keywords(cls.__name__, kwargs, accepted)
     return cls(**kwargs)
 
 
