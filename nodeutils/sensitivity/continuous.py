@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -152,6 +152,31 @@ class _ContinuousAdjoint(SensitivityAlgorithm):
         """The backward solve's (rtol, atol): the algorithm's own, else the forward solve's."""
         return (self.rtol or problem.rtol, self.atol or problem.atol)
 
+    def sweep(self, problem: Problem, record: ForwardRecord, grad_ys: torch.Tensor,
+              solve_interval: Callable[[int, DenseSolution, torch.Tensor, SolveCounter], torch.Tensor]) -> torch.Tensor:
+        """Carry lambda backward over the grid intervals, last to first, adding dL/dy where it reaches an output time.
+
+        Args:
+            problem: the problem solved forward.
+            record: what the forward solve kept.
+            grad_ys: dL/dy(t_i), shape ``(len(t), *y0.shape)``.
+            solve_interval: ``(k, u, lam, counter) -> lam`` solves from ``grid[k+1]`` back to ``grid[k]`` with u(t)
+                read from ``u`` (a dense solution covering the interval) and returns lambda at ``grid[k]``.
+
+        Returns:
+            lambda at the first grid time, dL/du(t0); the backward counts are added to ``problem.stats``.
+        """
+        grid = record.grid
+        grad_at = {k: grad_ys[i] for i, k in enumerate(record.outputs)}
+        lam = grad_at.get(len(grid) - 1, torch.zeros_like(grad_ys[0])).clone()
+        counter = SolveCounter()
+        for k in range(len(grid) - 2, -1, -1):
+            lam = solve_interval(k, self.state_on(problem, record, k, counter), lam, counter) + grad_at.get(k, 0)
+            _check_finite("state lambda", lam, grid[k])
+        problem.stats.nfe_backward += counter.nfe
+        problem.stats.steps_backward += counter.steps
+        return lam
+
     def backward(self, problem: Problem, record: ForwardRecord,
                  grad_ys: torch.Tensor) -> tuple[torch.Tensor, list]:
         """dL/du(t0) and dL/dp for each parameter leaf, from dL/dy at the output times.
@@ -236,17 +261,14 @@ class InterpolatingAdjoint(_ContinuousAdjoint):
         """
         vjp = make_vjp(self.autojacvec, problem.rhs)
         rtol, atol = self.tolerances(problem)
-        leaves, grid, outputs = problem.leaves, record.grid, record.outputs
+        leaves, grid = problem.leaves, record.grid
         shape, n = grad_ys.shape[1:], grad_ys[0].numel()
-        dtype = grad_ys.dtype
-        grad_at = {k: grad_ys[i] for i, k in enumerate(outputs)}
-        lam = grad_at.get(len(grid) - 1, torch.zeros(shape, dtype=dtype)).clone()
-        mu = torch.zeros(sum(p.numel() for p in leaves), dtype=dtype, device=grad_ys.device)
-        counter = SolveCounter()
-        for k in range(len(grid) - 2, -1, -1):
-            u_of = self.state_on(problem, record, k, counter)
+        mu = torch.zeros(sum(p.numel() for p in leaves), dtype=grad_ys.dtype, device=grad_ys.device)
 
-            def adjoint_rhs(t_, z, u_of=u_of):
+        def solve_interval(k: int, u_of: DenseSolution, lam: torch.Tensor, counter: SolveCounter) -> torch.Tensor:
+            nonlocal mu
+
+            def adjoint_rhs(t_, z):
                 lam_t = z[:n].view(shape)
                 dtype = z.dtype
                 u = u_of.clamped(t_)  # t_ lies past the interval only in the first-step probe
@@ -266,11 +288,10 @@ class InterpolatingAdjoint(_ContinuousAdjoint):
             zs, _ = integrate(adjoint_rhs, z0, torch.tensor([grid[k + 1], grid[k]], dtype=torch.float64),
                               method=problem.method, rtol=rtol, atol=atol, options=problem.options, counter=counter,
                               phase="backward (adjoint) solve", land_on_times=True, inputs_checked=True)
-            lam, mu = zs[-1][:n].view(shape).clone(), zs[-1][n:]
-            lam = lam + grad_at.get(k, 0)
-            _check_finite("state lambda", lam, grid[k])
-        problem.stats.nfe_backward += counter.nfe
-        problem.stats.steps_backward += counter.steps
+            mu = zs[-1][n:]
+            return zs[-1][:n].view(shape).clone()
+
+        lam = self.sweep(problem, record, grad_ys, solve_interval)
         return lam, unflatten_like(mu, leaves)
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
 from ..checks import check_int
-from ..solve import SolveCounter, evaluate_polynomial, integrate
-from .continuous import ForwardRecord, _check_finite, _ContinuousAdjoint
+from ..solve import DenseSolution, SolveCounter, evaluate_polynomial, integrate
+from .continuous import ForwardRecord, _ContinuousAdjoint
 from .problem import Problem, flatten_tensors
 from .rules import gauss_legendre, kronrod15_rule
 from .vjp import make_vjp
@@ -19,33 +19,37 @@ __all__ = ["QuadratureAdjoint", "GaussAdjoint"]
 class _LambdaOnlyAdjoint(_ContinuousAdjoint):
     """Solve lambda alone backward; the parameter integral is computed separately by quadrature."""
 
-    def integrate_lambda(self, problem, record, grad_ys, on_interval):
+    def integrate_lambda(self, problem: Problem, record: ForwardRecord, grad_ys: torch.Tensor,
+                         on_interval: Callable) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Solve lambda backward interval by interval; ``on_interval`` solves one and adds its share of dL/dp.
+
+        ``on_interval(lambda_rhs, integrand, lam, t_from, t_to, rtol, atol, counter, grads)`` returns the states of
+        lambda at ``[t_from, t_to]``; ``integrand(t, lam_t)`` is lambda^T df/dp at t, one tensor per parameter, to
+        be added into ``grads``.
+
+        Returns:
+            ``(dL/du(t0), [dL/dp_i])``.
+        """
         vjp = make_vjp(self.autojacvec, problem.rhs)
         rtol, atol = self.tolerances(problem)
-        grid, outputs, leaves = record.grid, record.outputs, problem.leaves
-        grad_at = {k: grad_ys[i] for i, k in enumerate(outputs)}
-        lam = grad_at.get(len(grid) - 1, torch.zeros_like(grad_ys[0])).clone()
-        counter = SolveCounter()
+        grid, leaves = record.grid, problem.leaves
         grads = [torch.zeros_like(p) for p in leaves]
-        for k in range(len(grid) - 2, -1, -1):
-            u_of = self.state_on(problem, record, k, counter)
 
-            def lambda_rhs(t_, lam_t, u_of=u_of):
+        def solve_interval(k: int, u_of: DenseSolution, lam: torch.Tensor, counter: SolveCounter) -> torch.Tensor:
+            def lambda_rhs(t_, lam_t):
                 a_u, _ = vjp(t_, u_of.clamped(t_).to(lam_t.dtype), lam_t, leaves, True, False)
                 return -a_u
 
-            def param_integrand(t_, lam_t, u_of=u_of):
+            def param_integrand(t_, lam_t):
                 counter.nfe += 1
                 tt = torch.tensor(t_, dtype=lam_t.dtype, device=lam_t.device)
                 return vjp(tt, u_of(tt).to(lam_t.dtype), lam_t, leaves, False, True)[1]
 
             problem.stats.backward_state_size = lam.numel()
             lams, _ = on_interval(lambda_rhs, param_integrand, lam, grid[k + 1], grid[k], rtol, atol, counter, grads)
-            lam = lams[-1] + grad_at.get(k, 0)
-            _check_finite("state lambda", lam, grid[k])
-        problem.stats.nfe_backward += counter.nfe
-        problem.stats.steps_backward += counter.steps
-        return lam, grads
+            return lams[-1]
+
+        return self.sweep(problem, record, grad_ys, solve_interval), grads
 
 
 class QuadratureAdjoint(_LambdaOnlyAdjoint):
