@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .checks import check_batch, check_labels, describe
+from .checks import check_batch, check_labels, check_loader, describe
 from .env import pick_device
 from .errors import InputError
 
@@ -98,9 +98,7 @@ def predictions(model: nn.Module, loader: DataLoader,
         InputError: a bad model, device, loader or batch, or a model that does not return (N, classes) scores.
     """
     device = model_device(model, device)
-    if isinstance(loader, (torch.Tensor, str, bytes)) or not isinstance(loader, Iterable):
-        raise InputError(f"loader must be a DataLoader (or another iterable of (images, labels) batches), as "
-                         f"load_mnist returns; got {describe(loader)}")
+    check_loader(loader)
     was_training = model.training
     model.eval()
     try:

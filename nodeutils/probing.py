@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ from .checks import (
     check_batch,
     check_int,
     check_labels,
+    check_loader,
     check_method,
     check_model,
     check_number,
@@ -210,9 +211,7 @@ def evaluate_at_tolerance(model: nn.Module, loader: DataLoader, tolerance: float
     check_model(model)
     model.eval()
     device = model_device(model)
-    if isinstance(loader, (torch.Tensor, str, bytes)) or not isinstance(loader, Iterable):
-        raise InputError(f"loader must be a DataLoader of (images, labels) batches, as load_mnist returns; got "
-                         f"{describe(loader)}")
+    check_loader(loader)
     nfe, correct, total, seconds = [], 0, 0, 0.0
     with solver_settings(model, rtol=tolerance, atol=tolerance):
         for batch in loader:

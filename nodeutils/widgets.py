@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .checks import check_int, check_model, check_number
+from .checks import check_int, check_loader, check_model, check_number
 from .errors import InputError
 from .plots import animate_trajectories, plot_tolerance, plot_trajectories
 from .probing import ToleranceResult, Trajectories, evaluate_at_tolerance, tolerance_grid
@@ -235,9 +235,7 @@ class ToleranceExplorer(_Explorer):
     def __init__(self, model: nn.Module, loader: DataLoader, tolerances: Sequence[float] | None = None,
                  initial: float = 1e-3) -> None:
         check_model(model)
-        if not isinstance(loader, DataLoader):
-            raise InputError(f"loader must be a DataLoader (e.g. the test loader of load_mnist); got "
-                             f"{type(loader).__name__}")
+        check_loader(loader, read_again=True)  # every tolerance evaluates it
         if tolerances is not None:
             if isinstance(tolerances, (str, bytes)) or not isinstance(tolerances, Sequence) or not tolerances:
                 raise InputError(f"tolerances must be a non-empty list such as [1e-1, 1e-3, 1e-6], or None for "

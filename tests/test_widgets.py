@@ -137,6 +137,10 @@ BAD_INPUTS = [
                  ("each digit must be an integer from 0 to 9", "11"), id="digit out of range"),
     pytest.param(lambda fx: widgets.ToleranceExplorer(fx.model, fx.tiny_loaders[1], tolerances=[]), InputError,
                  ("tolerances must be a non-empty list",), id="empty tolerance list"),
+    pytest.param(lambda fx: widgets.ToleranceExplorer(fx.model, iter(fx.tiny_loaders[1])), InputError,
+                 ("can be read only once", "list(batches)"), id="tolerance explorer of a one-pass iterator"),
+    pytest.param(lambda fx: widgets.ToleranceExplorer(fx.model, torch.rand(4, 1, 28, 28)), InputError,
+                 ("loader must be a DataLoader", "got a"), id="tolerance explorer of images"),
     pytest.param(lambda fx: widgets.MistakeExplorer(torch.rand(12, 1, 28, 28), fx.trajectories, max_images=0),
                  InputError, ("max_images must be a positive integer",), id="zero images"),
 ]

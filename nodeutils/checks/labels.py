@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
@@ -11,7 +12,7 @@ from torch import nn
 from ..errors import InputError, NodeUtilsWarning
 from .values import describe, user_stacklevel
 
-__all__ = ["check_batch", "check_labels", "check_loader_pair", "check_model",
+__all__ = ["check_batch", "check_labels", "check_loader", "check_loader_pair", "check_model",
            "check_images_and_labels", "check_states_and_labels", "check_states"]
 
 
@@ -102,6 +103,29 @@ def check_labels(labels: Any, n_images: int, classes: int, where: str = "the loa
         warnings.warn(f"{where}: {'; '.join(fixes)}. Pass labels as a 1-D int64 tensor of class indices to avoid "
                       "this warning", NodeUtilsWarning, stacklevel=user_stacklevel())
     return labels
+
+
+def check_loader(loader: object, *, read_again: bool = False) -> Iterable:
+    """``loader`` if it can be iterated for ``(images, labels)`` batches (a DataLoader, a list of batches ...).
+
+    Args:
+        loader: the loader to check; its batches are checked as they arrive (:func:`check_batch`).
+        read_again: whether the caller iterates it more than once, which a one-pass iterator (a generator)
+            cannot serve.
+
+    Returns:
+        ``loader`` unchanged.
+
+    Raises:
+        InputError: a tensor, a string or anything not iterable; with ``read_again``, an iterator.
+    """
+    if isinstance(loader, (torch.Tensor, str, bytes)) or not isinstance(loader, Iterable):
+        raise InputError(f"loader must be a DataLoader (or another iterable of (images, labels) batches), as "
+                         f"load_mnist returns; got {describe(loader)}")
+    if read_again and isinstance(loader, Iterator):
+        raise InputError(f"loader is read more than once here, but a {type(loader).__name__} can be read only "
+                         "once: pass a DataLoader, or a list of (images, labels) batches (list(batches))")
+    return loader
 
 
 def check_loader_pair(train_loader: Any, test_loader: Any) -> None:
