@@ -198,18 +198,8 @@ class TrajectoryExplorer(_Explorer):
     def animation_html(self, *, dpi: int = 80, interval_ms: int = 250, frame_format: str = "jpeg") -> str:
         """The time slider without a kernel: every time step pre-rendered as a frame, with a scrubber (HTML+JS).
 
-        The frames are the static figure at each time step, drawn by :func:`~nodeutils.plots.animate_trajectories`.
-
-        Args:
-            dpi: the frames' resolution, at least 20.
-            interval_ms: milliseconds per frame when playing, at least 1.
-            frame_format: ``"jpeg"`` or ``"png"``.
-
-        Returns:
-            Self-contained HTML (no network needed), e.g. for ``IPython.display.HTML``.
-
-        Raises:
-            InputError: a bad ``frame_format``, ``dpi`` or ``interval_ms``.
+        The shown digits' paths through :func:`~nodeutils.plots.animate_trajectories`, whose keyword arguments,
+        result and errors these are.
         """
         shown = self.shown
         return animate_trajectories(self.paths[:, shown], self.trajectories.labels[shown],
