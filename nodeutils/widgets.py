@@ -198,8 +198,16 @@ class TrajectoryExplorer(_Explorer):
     def animation_html(self, *, dpi: int = 80, interval_ms: int = 250, frame_format: str = "jpeg") -> str:
         """The time slider without a kernel: every time step pre-rendered as a frame, with a scrubber (HTML+JS).
 
-        The shown digits' paths through :func:`~nodeutils.plots.animate_trajectories`, whose keyword arguments,
-        result and errors these are.
+        Args:
+            dpi: the frames' resolution, at least 20.
+            interval_ms: milliseconds per frame when playing, at least 1.
+            frame_format: ``"jpeg"`` or ``"png"``.
+
+        Returns:
+            The shown digits' paths as :func:`~nodeutils.plots.animate_trajectories` animates them.
+
+        Raises:
+            InputError: a bad ``frame_format``, ``dpi`` or ``interval_ms``.
         """
         shown = self.shown
         return animate_trajectories(self.paths[:, shown], self.trajectories.labels[shown],
@@ -212,7 +220,8 @@ class ToleranceExplorer(_Explorer):
 
     Args:
         model: a trained model built by :func:`~nodeutils.models.create_model`.
-        loader: the DataLoader to evaluate on (e.g. the test loader).
+        loader: the images to evaluate on, read once per tolerance: a DataLoader (e.g. the test loader) or a list
+            of (images, labels) batches, not a one-pass iterator.
         tolerances: the slider's tolerances (``None``: :func:`~nodeutils.probing.tolerance_grid`).
         initial: the tolerance selected first (the nearest of ``tolerances``); it is evaluated at once.
 

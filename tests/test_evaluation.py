@@ -1,5 +1,7 @@
 """nodeutils.evaluation: the loss, the predictions and the accuracy of a classifier over a loader."""
 
+import math
+
 import pytest
 import torch
 from helpers import assert_refused
@@ -15,11 +17,23 @@ def _empty_loader():
     return DataLoader(TensorDataset(torch.zeros(0, 1, 28, 28), torch.zeros(0, dtype=torch.long)))
 
 
-def test_logitcrossentropy_is_the_mean_negative_log_softmax_of_the_true_class():
-    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0]], dtype=torch.float64)
-    labels = torch.tensor([0, 2])
-    by_hand = -(torch.log_softmax(logits, dim=1)[torch.arange(2), labels]).mean()
-    assert evaluation.logitcrossentropy(logits, labels).item() == pytest.approx(by_hand.item(), rel=1e-15)
+def test_logitcrossentropy_takes_hand_values():
+    f64 = torch.float64
+    assert evaluation.logitcrossentropy(torch.zeros(1, 2, dtype=f64), torch.tensor([0])).item() == pytest.approx(
+        math.log(2), rel=1e-15)  # two equal scores: p = 1/2
+    three = torch.tensor([[math.log(3), 0.0, 0.0]], dtype=f64)  # p = 3/5 for class 0, 1/5 for the others
+    assert evaluation.logitcrossentropy(three, torch.tensor([0])).item() == pytest.approx(math.log(5 / 3), rel=1e-15)
+    both = torch.cat([torch.zeros(1, 3, dtype=f64), three])  # a batch: the mean of -log(1/3) and -log(1/5)
+    assert evaluation.logitcrossentropy(both, torch.tensor([2, 1])).item() == pytest.approx(
+        (math.log(3) + math.log(5)) / 2, rel=1e-15)
+
+
+def test_accuracy_takes_any_iterable_of_batches(small_loaders):
+    model = create_model(seed=3)
+    batches = list(small_loaders[1])
+    expected = accuracy(model, small_loaders[1])
+    assert accuracy(model, batches) == expected
+    assert accuracy(model, iter(batches)) == expected  # read once: a one-pass iterator serves
 
 
 def test_accuracy_leaves_the_model_mode_as_it_found_it(small_loaders):

@@ -251,7 +251,9 @@ def test_all_close_is_relative_to_each_expected_tensor_and_never_broadcasts():
     big, small = torch.tensor([1e6, 1.0]), torch.tensor([1e-6, 0.0])
     assert all_close([big + 0.05, small], [big, small])  # 5e-8 of the largest entry
     assert not all_close([big + 1.0, small], [big, small])
+    assert not all_close([big, small + 0.05], [big, small])  # small's own scale, not big's
     assert not all_close([torch.tensor([1e6]), small], [big, small])
+    assert not all_close([big], [big, small]) and not all_close([], [big])
 
 
 def test_same_values_never_broadcasts():

@@ -71,6 +71,17 @@ def test_tolerance_explorer_caches_each_tolerance(trained, small_loaders):
     assert explorer.cache[1e-6].nfe_per_batch > explorer.cache[1e-3].nfe_per_batch
 
 
+def test_tolerance_explorer_reads_a_list_of_batches_as_it_reads_the_loader(trained, tiny_loaders):
+    model = trained[0].model
+    from_loader = widgets.ToleranceExplorer(model, tiny_loaders[1], tolerances=[1e-1, 1e-3])
+    from_list = widgets.ToleranceExplorer(model, list(tiny_loaders[1]), tolerances=[1e-1, 1e-3])
+    for explorer in (from_loader, from_list):
+        explorer.slider.value = 1e-1  # a second reading of the batches
+    for tolerance in (1e-1, 1e-3):
+        a, b = from_loader.cache[tolerance], from_list.cache[tolerance]
+        assert (a.accuracy, a.nfe_per_batch) == (b.accuracy, b.nfe_per_batch)
+
+
 def test_mistake_explorer_selects_matching_images(trained):
     _, images, truth, predicted, traj = trained
     explorer = widgets.MistakeExplorer(images, traj)

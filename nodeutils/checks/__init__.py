@@ -8,7 +8,8 @@ what to pass instead. Booleans are never accepted where a number is expected (``
 - :mod:`nodeutils.checks.values`: single values (integers, numbers, choices, callables, modules, folders);
 - :mod:`nodeutils.checks.labels`: what enters training and evaluation (batches, labels, loaders, models);
 - :mod:`nodeutils.checks.methods`: the solver's name and its ``options={...}``;
-- :mod:`nodeutils.checks.solve`: the rest of what enters an ODE solve (time span, tolerances, state, f).
+- :mod:`nodeutils.checks.solve`: the rest of what enters an ODE solve (time span, tolerances and precision,
+  state, VJP choice, checkpoints, f).
 """
 
 from .labels import (

@@ -109,7 +109,7 @@ def check_loader(loader: object, *, read_again: bool = False) -> Iterable:
     """``loader`` if it can be iterated for ``(images, labels)`` batches (a DataLoader, a list of batches ...).
 
     Args:
-        loader: the loader to check; its batches are checked as they arrive (:func:`check_batch`).
+        loader: the loader to check (the callers check each batch as it arrives, with :func:`check_batch`).
         read_again: whether the caller iterates it more than once, which a one-pass iterator (a generator)
             cannot serve.
 

@@ -18,7 +18,7 @@ import torch
 from ..errors import InputError, NodeUtilsWarning
 
 __all__ = ["check_int", "check_number", "check_bool", "check_choice", "check_callable", "check_call_signature",
-           "check_module", "check_index", "describe", "check_threads", "check_folder", "MAX_THREADS",
+           "check_keywords", "check_module", "check_index", "describe", "check_threads", "check_folder", "MAX_THREADS",
            "user_stacklevel"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

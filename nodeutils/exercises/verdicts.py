@@ -135,11 +135,11 @@ def as_number(value: Any) -> float | None:
 
 
 def tensors_like(value: Any, like: Sequence[torch.Tensor], what: str) -> list[torch.Tensor] | NotYet:
-    """``value`` as a list of tensors shaped like ``like`` (one per parameter), or a verdict saying what is wrong.
+    """``value`` as a list of one tensor per parameter of f, each shaped like it, or a verdict saying what is wrong.
 
     Args:
-        value: What the learner's code returned.
-        like: The tensors it should match one by one, in order (e.g. the parameters).
+        value: What the learner's code returned, e.g. the gradients of f's parameters.
+        like: f's parameters, in order.
         what: How the hint names the value, e.g. ``"the mu you returned"``.
 
     Returns:
@@ -166,10 +166,11 @@ def all_close(values: Sequence[torch.Tensor], expected: Sequence[torch.Tensor], 
         rtol: The tolerance, relative to the largest magnitude in each expected tensor.
 
     Returns:
-        ``True`` if each pair agrees by :func:`same_values` at that tolerance.
+        ``True`` if there are as many of each and each pair agrees by :func:`same_values` at that tolerance.
     """
-    return all(same_values(v, e, rtol=rtol, atol=rtol * float(e.detach().abs().max()) + 1e-14)
-               for v, e in zip(values, expected))
+    return len(values) == len(expected) and all(
+        same_values(v, e, rtol=rtol, atol=rtol * float(e.detach().abs().max()) + 1e-14)
+        for v, e in zip(values, expected))
 
 
 def _kind(value: Any) -> str:

@@ -156,6 +156,9 @@ class _ContinuousAdjoint(SensitivityAlgorithm):
               solve_interval: Callable[[int, DenseSolution, torch.Tensor, SolveCounter], torch.Tensor]) -> torch.Tensor:
         """Carry lambda backward over the grid intervals, last to first, adding dL/dy where it reaches an output time.
 
+        ``solve_interval`` carries whatever else the algorithm integrates along with lambda itself (the
+        interpolating adjoint's mu, the quadrature adjoints' parameter gradients).
+
         Args:
             problem: the problem solved forward.
             record: what the forward solve kept.
@@ -165,10 +168,14 @@ class _ContinuousAdjoint(SensitivityAlgorithm):
 
         Returns:
             lambda at the first grid time, dL/du(t0); the backward counts are added to ``problem.stats``.
+
+        Raises:
+            NonFiniteStateError: lambda became NaN or infinite.
+            SolverError: a backward solve or checkpoint re-solve failed.
         """
         grid = record.grid
         grad_at = {k: grad_ys[i] for i, k in enumerate(record.outputs)}
-        lam = grad_at.get(len(grid) - 1, torch.zeros_like(grad_ys[0])).clone()
+        lam = grad_ys[-1].clone()  # the last grid time is the last output time (checkpoints lie inside the span)
         counter = SolveCounter()
         for k in range(len(grid) - 2, -1, -1):
             lam = solve_interval(k, self.state_on(problem, record, k, counter), lam, counter) + grad_at.get(k, 0)

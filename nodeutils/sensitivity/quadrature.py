@@ -23,12 +23,21 @@ class _LambdaOnlyAdjoint(_ContinuousAdjoint):
                          on_interval: Callable) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Solve lambda backward interval by interval; ``on_interval`` solves one and adds its share of dL/dp.
 
-        ``on_interval(lambda_rhs, integrand, lam, t_from, t_to, rtol, atol, counter, grads)`` returns the states of
-        lambda at ``[t_from, t_to]``; ``integrand(t, lam_t)`` is lambda^T df/dp at t, one tensor per parameter, to
-        be added into ``grads``.
+        Args:
+            problem: the problem solved forward.
+            record: what the forward solve kept.
+            grad_ys: dL/dy(t_i), shape ``(len(t), *y0.shape)``.
+            on_interval: ``(lambda_rhs, integrand, lam, t_from, t_to, rtol, atol, counter, grads) -> (lams, dense)``
+                solves d lambda/dt = ``lambda_rhs`` from ``t_from`` back to ``t_to`` (``lams``: lambda at both ends)
+                and adds the interval's integral of ``integrand(t, lam_t)`` (lambda^T df/dp, one tensor per
+                parameter) into ``grads``.
 
         Returns:
             ``(dL/du(t0), [dL/dp_i])``.
+
+        Raises:
+            NonFiniteStateError: lambda became NaN or infinite.
+            SolverError: a backward solve or checkpoint re-solve failed.
         """
         vjp = make_vjp(self.autojacvec, problem.rhs)
         rtol, atol = self.tolerances(problem)
