@@ -116,17 +116,17 @@ def build_problem(func: torch.nn.Module | Callable, params: Any, method: str, rt
     Returns:
         The problem.
 
+    ``func`` is already checked by :func:`~nodeutils.checks.check_func` (``odeint`` calls it first).
+
     Raises:
-        InputError: a func that is not callable, params that are not floating-point tensors, or params that the
-            algorithm cannot differentiate (missing, or not requiring grad).
+        InputError: params that are not floating-point tensors, or params that the algorithm cannot differentiate
+            (missing, or not requiring grad).
     """
     if isinstance(func, torch.nn.Module) and params is None:
         named = [(n, p) for n, p in func.named_parameters() if p.requires_grad]
         names = [n for n, _ in named]
         leaves = tuple(p for _, p in named)
         return Problem(_ModuleRHS(func, names, leaves), leaves, method, rtol, atol, options, stats)
-    if not callable(func):
-        raise InputError(f"func must be an nn.Module or a callable f(t, y[, params]); got {type(func).__name__}")
     if params is None:
         if sensealg.needs_parameters:
             raise InputError(
